@@ -1,0 +1,53 @@
+// Scalar helpers shared by every kernel family (host and device).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "host_device.h"
+
+namespace fastfield {
+
+// exp through the standard library: std::exp on the host, the CUDA math library on the device.
+struct StdExp {
+  template <typename scalar_t>
+  FF_HOST_DEVICE FF_INLINE scalar_t operator()(scalar_t x) const {
+    using std::exp;
+    return exp(x);
+  }
+};
+
+// Clamp that lets NaN through, as torch.clip does (std::fmin/fmax would drop it).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t clip_keep_nan(scalar_t x, scalar_t lo, scalar_t hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t relu(scalar_t x) {
+  return x > scalar_t(0) ? x : scalar_t(0);
+}
+
+template <typename scalar_t, typename Exp>
+FF_HOST_DEVICE FF_INLINE scalar_t sigmoid(scalar_t x, const Exp& exp_fn) {
+  return scalar_t(1) / (scalar_t(1) + exp_fn(-x));
+}
+
+// Samples of ray `ray` in a CSR layout: [begin, end) clamped into [0, n_samples], so that no
+// offsets (even unchecked, decreasing or out-of-range ones on CUDA) can index outside the data.
+// offsets == nullptr means the padded layout: ray r owns [r * per_ray, (r + 1) * per_ray).
+struct SampleRange {
+  int64_t begin;
+  int64_t end;
+};
+
+FF_HOST_DEVICE FF_INLINE SampleRange ray_samples(const int64_t* offsets, int64_t per_ray,
+                                                 int64_t n_samples, int64_t ray) {
+  if (offsets == nullptr) return {ray * per_ray, (ray + 1) * per_ray};
+  int64_t begin = offsets[ray], end = offsets[ray + 1];
+  begin = begin < 0 ? 0 : (begin > n_samples ? n_samples : begin);
+  end = end < begin ? begin : (end > n_samples ? n_samples : end);
+  return {begin, end};
+}
+
+}  // namespace fastfield

@@ -1,0 +1,55 @@
+// Every fastfield operator schema, and nothing else. Kernels register per backend in the
+// *_cpu.cpp / *_cuda.cu files of each family (TORCH_LIBRARY_IMPL); the dispatcher picks them.
+// Python wrappers with documentation, argument normalisation, fake (meta) functions and autograd
+// live in fastfield/ops/. Enumerations travel as ints; their Python names are in
+// fastfield/ops/_enums.py and the C++ ones in the family headers.
+#include <torch/library.h>
+
+#include "common/checks.h"
+
+TORCH_LIBRARY(fastfield, m) {
+  // rays/ ----------------------------------------------------------------------------------
+  // c2w [n_cams, 3, 4], intrinsics [n_cams, 4] = (fx, fy, cx, cy), pixels int64 [n_rays, 3] =
+  // (camera, row, col); convention 0 = OpenGL (Blender, LLFF), 1 = OpenCV (DTU, NeuS).
+  m.def("generate_rays(Tensor c2w, Tensor intrinsics, Tensor pixels, int convention, "
+        "float pixel_offset, bool normalize) -> (Tensor origins, Tensor directions)");
+  m.def("ndc_rays(Tensor origins, Tensor directions, float height, float width, float focal, "
+        "float near) -> (Tensor origins, Tensor directions)");
+  // mode 0 = NeuS closest approach +/- radius, 1 = exact intersection.
+  m.def("near_far_sphere(Tensor origins, Tensor directions, float radius, int mode) "
+        "-> (Tensor near, Tensor far, Tensor hit)");
+  m.def("near_far_aabb(Tensor origins, Tensor directions, Tensor aabb) "
+        "-> (Tensor near, Tensor far, Tensor hit)");
+
+  // sampling/ ------------------------------------------------------------------------------
+  // jitter 0 = none, 1 = per sample (u [n_rays, n_samples]), 2 = per ray (u [n_rays]).
+  m.def("stratified_samples(Tensor near, Tensor far, Tensor? u, int n_samples, bool lindisp, "
+        "int jitter) -> Tensor");
+
+  // pdf/ -----------------------------------------------------------------------------------
+  // u: ascending quantiles, [n_samples] (shared by all rays) or [n_rays, n_samples].
+  m.def("sample_pdf(Tensor bins, Tensor weights, Tensor u) -> Tensor");
+  m.def("merge_sorted(Tensor a, Tensor b) -> (Tensor merged, Tensor index)");
+  m.def("neus_upsample(Tensor rays_o, Tensor rays_d, Tensor t, Tensor sdf, Tensor u, "
+        "float inv_s) -> Tensor");
+
+  // composite/ -----------------------------------------------------------------------------
+  m.def("composite_density_fwd(Tensor sigma, Tensor rgb, Tensor deltas, Tensor? t, "
+        "Tensor? ray_offsets, Tensor? background) "
+        "-> (Tensor rgb, Tensor depth, Tensor acc, Tensor weights)");
+  m.def("composite_density_bwd(Tensor? grad_rgb, Tensor? grad_depth, Tensor? grad_acc, "
+        "Tensor? grad_weights, Tensor sigma, Tensor rgb, Tensor deltas, Tensor? t, "
+        "Tensor? ray_offsets, Tensor? background) "
+        "-> (Tensor grad_sigma, Tensor grad_rgb, Tensor grad_t)");
+  m.def("composite_sdf_fwd(Tensor sdf, Tensor cos, Tensor dists, Tensor inv_s, Tensor rgb, "
+        "float cos_anneal_ratio, Tensor? inside, Tensor? bg_alpha, Tensor? bg_rgb, "
+        "Tensor? ray_offsets) -> (Tensor rgb, Tensor acc, Tensor weights, Tensor alpha)");
+  m.def("composite_sdf_bwd(Tensor? grad_rgb, Tensor? grad_acc, Tensor? grad_weights, "
+        "Tensor? grad_alpha, Tensor sdf, Tensor cos, Tensor dists, Tensor inv_s, Tensor rgb, "
+        "float cos_anneal_ratio, Tensor? inside, Tensor? bg_alpha, Tensor? bg_rgb, "
+        "Tensor? ray_offsets) -> (Tensor grad_sdf, Tensor grad_cos, Tensor grad_inv_s, "
+        "Tensor grad_rgb, Tensor grad_bg_alpha, Tensor grad_bg_rgb)");
+
+  // Value checks that read tensor data (fastfield/_backend.py documents the modes).
+  m.def("_set_value_checks(int mode) -> int", &fastfield::set_value_check_mode);
+}

@@ -1,0 +1,117 @@
+"""Loads fastfield's compiled kernels and answers questions about them.
+
+Order: the extension pip built (``fastfield._C``); if it is missing (plain ``pip install .``
+builds without torch) or was built for another torch (ImportError), the kernels are compiled
+on first import with torch.utils.cpp_extension and cached per torch/Python version under
+``$FASTFIELD_CACHE`` (default ``~/.cache/fastfield``). ``FASTFIELD_FORCE_JIT=1`` skips the
+extension, e.g. to build a private copy while another process rebuilds the shared one.
+"""
+import contextlib
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Iterator
+
+import torch
+
+from . import _build
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+REBUILD_HINT = ("CUDA_HOME=/usr/local/cuda pip install --no-build-isolation --no-deps "
+                "--force-reinstall .   (in the fastfield source folder, with a CUDA build of torch)")
+
+
+def _source_dir() -> Path:
+    for candidate in (_PACKAGE_DIR / "_csrc", _PACKAGE_DIR.parent / "csrc"):
+        if (candidate / "ops.cpp").is_file():
+            return candidate
+    raise ImportError("fastfield: no compiled kernels and no kernel sources to build them from "
+                      f"(looked in {_PACKAGE_DIR / '_csrc'} and {_PACKAGE_DIR.parent / 'csrc'}); "
+                      "reinstall with: pip install --no-build-isolation .")
+
+
+def _cache_dir(source: Path, with_cuda: bool) -> Path:
+    root = Path(os.environ.get("FASTFIELD_CACHE", Path.home() / ".cache" / "fastfield"))
+    key = hashlib.sha1(str(source).encode()).hexdigest()[:10]
+    flavour = f"cu{torch.version.cuda}" if with_cuda else "cpu"
+    py = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return root / "kernels" / f"torch{torch.__version__}-{flavour}-{py}-{key}"
+
+
+def _build_on_first_import(reason: str) -> str:
+    from torch.utils import cpp_extension
+
+    source = _source_dir()
+    cpp, cu = _build.kernel_sources(source)
+    with_cuda, why = _build.cuda_build_decision()
+    build_dir = _cache_dir(source, with_cuda)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if not any(build_dir.glob("*.so")):
+        print(f"fastfield: compiling kernels for torch {torch.__version__} "
+              f"({'CPU + CUDA' if with_cuda else 'CPU only'}: {why}) into {build_dir}; "
+              f"first import only ({reason})", file=sys.stderr)
+    if with_cuda:
+        _build.ensure_cuda_arch_list()
+    cpp_extension.load(name="fastfield_kernels", sources=cpp + (cu if with_cuda else []),
+                       extra_cflags=_build.CXX_FLAGS, extra_cuda_cflags=_build.NVCC_FLAGS,
+                       build_directory=str(build_dir), with_cuda=with_cuda,
+                       is_python_module=False, verbose=False)
+    return f"compiled on import in {build_dir}"
+
+
+def _load() -> str:
+    if os.environ.get("FASTFIELD_FORCE_JIT") == "1":
+        return _build_on_first_import("FASTFIELD_FORCE_JIT=1")
+    try:
+        from . import _C  # noqa: F401  (registers the operators)
+        return f"extension {_C.__file__}"
+    except ImportError as error:
+        return _build_on_first_import(f"no usable fastfield._C: {error}")
+
+
+KERNELS = _load()
+
+
+def ops() -> Dict[str, Dict[str, bool]]:
+    """{'fastfield::op': {'CPU': has a CPU kernel, 'CUDA': has a CUDA kernel}} from the dispatcher."""
+    names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("fastfield::"))
+    return {name: {key: torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
+                   for key in ("CPU", "CUDA")}
+            for name in names if not name.startswith("fastfield::_")}
+
+
+_CUDA_KERNELS = {name: keys["CUDA"] for name, keys in ops().items()}
+
+
+def built_with_cuda() -> bool:
+    """True when the loaded library holds nvcc-compiled kernels (every op has a CUDA kernel)."""
+    return bool(_CUDA_KERNELS) and all(_CUDA_KERNELS.values())
+
+
+def require_device_kernel(op: str, tensor: torch.Tensor) -> None:
+    """Raise a RuntimeError with the rebuild command when ``op`` has no kernel for the device of
+    ``tensor`` (CUDA tensors with a CPU-only build)."""
+    if tensor.device.type == "cuda" and not _CUDA_KERNELS.get(f"fastfield::{op}", False):
+        raise RuntimeError(
+            f"fastfield.{op}: got CUDA tensors, but this fastfield build has no CUDA kernels "
+            f"(loaded: {KERNELS}). Rebuild with: {REBUILD_HINT}")
+
+
+def set_value_checks(mode: int) -> int:
+    """Set when checks that read tensor data run; returns the previous mode.
+
+    0 (default): on CPU tensors. 1 (or FASTFIELD_DEBUG=1): on every device, costing a device
+    synchronisation per call on CUDA. -1: never -- for tests that feed invalid input to the
+    kernels to show their index guards hold.
+    """
+    return torch.ops.fastfield._set_value_checks(mode)
+
+
+@contextlib.contextmanager
+def value_checks(mode: int) -> Iterator[None]:
+    previous = set_value_checks(mode)
+    try:
+        yield
+    finally:
+        set_value_checks(previous)

@@ -1,0 +1,75 @@
+"""How fastfield's kernels are compiled: one answer for setup.py (pip) and for the build on
+first import (``fastfield._backend``). Imports torch only inside functions, so setup.py can load
+this file in an environment without torch.
+"""
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+# Architectures compiled when no GPU is visible at build time (A100, A10/3090, H100 + PTX).
+DEFAULT_CUDA_ARCHS = "8.0;8.6;9.0+PTX"
+
+# -fno-trapping-math lets GCC if-convert the branch-free bulk passes and vectorise them; it
+# changes no result (we never read floating-point exception flags).
+CXX_FLAGS = ["-O3", "-fno-trapping-math"]
+NVCC_FLAGS = ["-O3"]
+
+
+def kernel_sources(csrc: Path) -> Tuple[List[str], List[str]]:
+    """(C++ sources, CUDA sources) under ``csrc``, sorted, as paths."""
+    cpp = sorted(str(p) for p in csrc.rglob("*.cpp"))
+    cu = sorted(str(p) for p in csrc.rglob("*.cu"))
+    return cpp, cu
+
+
+def _nvcc_version(cuda_home: str) -> Optional[str]:
+    nvcc = Path(cuda_home) / "bin" / "nvcc"
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    match = re.search(r"release (\d+\.\d+)", out)
+    return match.group(1) if match else None
+
+
+def cuda_build_decision() -> Tuple[bool, str]:
+    """(build CUDA kernels?, why) for the installed torch and toolkit.
+
+    CUDA kernels are built when torch is a CUDA build, a toolkit is found (CUDA_HOME) and its
+    nvcc has the major version torch was built with -- never gated on a visible GPU.
+    FASTFIELD_NO_CUDA=1 forces a CPU-only build.
+    """
+    import torch
+    from torch.utils import cpp_extension
+
+    if os.environ.get("FASTFIELD_NO_CUDA") == "1":
+        return False, "FASTFIELD_NO_CUDA=1"
+    if torch.version.cuda is None:
+        return False, f"torch {torch.__version__} is a CPU build"
+    cuda_home = cpp_extension.CUDA_HOME
+    if cuda_home is None:
+        return False, "no CUDA toolkit found: set CUDA_HOME (e.g. CUDA_HOME=/usr/local/cuda)"
+    nvcc = _nvcc_version(cuda_home)
+    if nvcc is None:
+        return False, f"no working nvcc under CUDA_HOME={cuda_home}"
+    if nvcc.split(".")[0] != torch.version.cuda.split(".")[0]:
+        return False, (f"nvcc {nvcc} (CUDA_HOME={cuda_home}) and torch's CUDA "
+                       f"{torch.version.cuda} differ in major version, which torch refuses")
+    return True, f"nvcc {nvcc} for torch {torch.__version__} (CUDA {torch.version.cuda})"
+
+
+def ensure_cuda_arch_list() -> str:
+    """TORCH_CUDA_ARCH_LIST to compile for: the user's, torch's own choice for visible GPUs, or
+    DEFAULT_CUDA_ARCHS when no GPU is visible (set in the environment and returned)."""
+    import torch
+
+    arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
+    if arch:
+        return arch
+    if torch.cuda.is_available():
+        return "the visible GPUs' architectures"
+    os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCHS
+    return DEFAULT_CUDA_ARCHS

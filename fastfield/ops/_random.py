@@ -1,0 +1,45 @@
+"""Random and deterministic quantiles, drawn in Python so that the kernels, their CUDA twins
+and ``fastfield.reference`` compute the same function of the same tensors (DESIGN.md, example 4).
+"""
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+
+def uniform(shape, like: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    """U[0, 1) of ``shape`` with the dtype and device of ``like``."""
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def sorted_uniform(n_rays: int, n: int, like: Tensor,
+                   generator: Optional[torch.Generator] = None) -> Tensor:
+    """[n_rays, n] ascending rows, distributed exactly as ``sort(rand(n_rays, n))``.
+
+    Uses the order-statistics identity U_(k) = S_k / S_(n+1), S the partial sums of n + 1
+    standard exponentials: O(n) per row instead of a sort.
+    """
+    e = torch.empty((n_rays, n + 1), dtype=like.dtype, device=like.device)
+    e.exponential_(generator=generator)
+    s = e.cumsum(-1)
+    return s[:, :n] / s[:, n:]
+
+
+def pdf_quantiles(n_rays: int, n: int, det: Union[bool, str], u: Optional[Tensor], like: Tensor,
+                  generator: Optional[torch.Generator] = None) -> Tensor:
+    """The quantiles ``sample_pdf`` inverts: [n] for the deterministic modes, else [n_rays, n].
+
+    det=True or "linspace": linspace(0, 1, n) (nerf-pytorch); det="midpoint":
+    linspace(0.5/n, 1 - 0.5/n, n) (NeuS). Otherwise ``u`` (sorted here) or fresh sorted uniforms.
+    """
+    if det is True or det == "linspace":
+        return torch.linspace(0.0, 1.0, n, dtype=like.dtype, device=like.device)
+    if det == "midpoint":
+        return torch.linspace(0.5 / n, 1.0 - 0.5 / n, n, dtype=like.dtype, device=like.device)
+    if det is not False:
+        raise ValueError(f"det must be False, True, 'linspace' or 'midpoint', got {det!r}")
+    if u is None:
+        return sorted_uniform(n_rays, n, like, generator)
+    if u.shape != (n_rays, n):
+        raise ValueError(f"u must be [n_rays, n_samples] = [{n_rays}, {n}], got {list(u.shape)}")
+    return u.sort(dim=-1).values
