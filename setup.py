@@ -53,10 +53,12 @@ def _extensions():
         print(f"fastfield: building CPU and CUDA kernels ({why}; architectures {archs})",
               file=sys.stderr)
         ext = CUDAExtension("fastfield._C", cpp + cu,
-                            extra_compile_args={**args, "nvcc": rules.NVCC_FLAGS})
+                            extra_compile_args={**args, "nvcc": rules.NVCC_FLAGS},
+                            extra_link_args=rules.LINK_FLAGS)
     else:
         print(f"fastfield: building CPU kernels only ({why})", file=sys.stderr)
-        ext = CppExtension("fastfield._C", cpp, extra_compile_args=args)
+        ext = CppExtension("fastfield._C", cpp, extra_compile_args=args,
+                           extra_link_args=rules.LINK_FLAGS)
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 

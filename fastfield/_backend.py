@@ -55,6 +55,7 @@ def _build_on_first_import(reason: str) -> str:
         _build.ensure_cuda_arch_list()
     cpp_extension.load(name="fastfield_kernels", sources=cpp + (cu if with_cuda else []),
                        extra_cflags=_build.CXX_FLAGS, extra_cuda_cflags=_build.NVCC_FLAGS,
+                       extra_ldflags=_build.LINK_FLAGS,
                        build_directory=str(build_dir), with_cuda=with_cuda,
                        is_python_module=False, verbose=False)
     return f"compiled on import in {build_dir}"

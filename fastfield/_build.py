@@ -5,6 +5,7 @@ this file in an environment without torch.
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -12,8 +13,11 @@ from typing import List, Optional, Tuple
 DEFAULT_CUDA_ARCHS = "8.0;8.6;9.0+PTX"
 
 # -fno-trapping-math lets GCC if-convert the branch-free bulk passes and vectorise them; it
-# changes no result (we never read floating-point exception flags).
-CXX_FLAGS = ["-O3", "-fno-trapping-math"]
+# changes no result (we never read floating-point exception flags). -fopenmp: at::parallel_for
+# is an inline OpenMP loop (torch's CPU backend), serial unless the extension is built with it.
+_OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
+CXX_FLAGS = ["-O3", "-fno-trapping-math", *_OPENMP]
+LINK_FLAGS = [*_OPENMP]
 NVCC_FLAGS = ["-O3"]
 
 

@@ -51,14 +51,17 @@ FF_HOST_DEVICE FF_INLINE CompositeResult<scalar_t> composite_forward_ray(
   return out;
 }
 
-// Backward over samples [begin, end). `scratch` (one entry per sample, typically the gradient
-// output that `emit` fills) holds T_i between the two sweeps. For each sample, back to front,
-// calls emit(i, dL/da_i, w_i) after scratch[i] has been read, so emit may overwrite it.
-// value(i) returns v_i. Returns acc (sum of w_i), recomputed in the forward sweep.
+// Backward over samples [begin, end). scratch[i - scratch_first] holds T_i between the two
+// sweeps (the CUDA driver lends the gradient output that `emit` fills, the CPU driver a buffer
+// that stays in cache). For each sample, back to front, calls emit(i, dL/da_i, w_i) after the
+// scratch entry has been read, so emit may overwrite it. value(i) returns v_i. Returns acc
+// (sum of w_i), recomputed in the forward sweep.
 template <typename scalar_t, typename Samples, typename Value, typename Emit>
 FF_HOST_DEVICE FF_INLINE scalar_t composite_backward_ray(const Samples& samples, int64_t begin,
                                                          int64_t end, scalar_t* scratch,
+                                                         int64_t scratch_first,
                                                          const Value& value, const Emit& emit) {
+  scratch -= scratch_first;
   scalar_t transmittance = 1;
   scalar_t acc = 0;
   for (int64_t i = begin; i < end; ++i) {

@@ -72,7 +72,7 @@ struct DensityGrads {
   const scalar_t* grad_depth;    // [n_rays] or nullptr
   const scalar_t* grad_acc;      // [n_rays] or nullptr
   const scalar_t* grad_weights;  // [n_samples] or nullptr
-  scalar_t* grad_sigma;          // [n_samples] (outgoing; scratch for T between sweeps)
+  scalar_t* grad_sigma;          // [n_samples] (outgoing)
   scalar_t* grad_rgb_samples;    // [n_samples, 3]
   scalar_t* grad_t;              // [n_samples] or nullptr
 };
@@ -108,11 +108,14 @@ FF_HOST_DEVICE FF_INLINE void density_forward_one_ray(const DensityInputs<scalar
   if (out.depth != nullptr) out.depth[ray] = r.depth;
 }
 
+// scratch[i - scratch_first] holds T_i between the sweeps; pass g.grad_sigma and 0 when there
+// is no other buffer (see composite_backward_ray).
 template <typename scalar_t, typename Decay>
 FF_HOST_DEVICE FF_INLINE void density_backward_one_ray(const DensityInputs<scalar_t>& in,
                                                        const Decay& decay,
                                                        const DensityGrads<scalar_t>& g,
-                                                       int64_t ray) {
+                                                       int64_t ray, scalar_t* scratch,
+                                                       int64_t scratch_first) {
   const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
   scalar_t g_rgb[3] = {0, 0, 0};
   if (g.grad_rgb != nullptr) {
@@ -138,7 +141,8 @@ FF_HOST_DEVICE FF_INLINE void density_backward_one_ray(const DensityInputs<scala
     for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = g_rgb[c] * w;
     if (g.grad_t != nullptr) g.grad_t[i] = g_depth * w;
   };
-  composite_backward_ray<scalar_t>(samples, range.begin, range.end, g.grad_sigma, value, emit);
+  composite_backward_ray<scalar_t>(samples, range.begin, range.end, scratch, scratch_first, value,
+                                   emit);
 }
 
 }  // namespace fastfield

@@ -17,17 +17,20 @@ FF_CPU_MULTIVERSION void fill_decay(const scalar_t* __restrict__ sigma,
   for (int64_t i = 0; i < n; ++i) decay[i] = density_decay(sigma[i], delta[i], cpu::FastExp{});
 }
 
-// Runs body(ray, decay) for every ray, with decay a DecayTable over the ray's block.
+// Runs body(ray, decay, scratch, first) for every ray: decay is a DecayTable over the ray's
+// block and scratch[i - first] a free in-cache entry for each sample of the block.
 template <typename scalar_t, typename Body>
 void for_each_ray_with_decay(const DensityInputs<scalar_t>& in, const Body& body) {
   cpu::for_each_ray_block<scalar_t>(
       in.n_rays, in.offsets, in.per_ray, in.n_samples,
-      [&](int64_t first, int64_t last, SampleRange span, std::vector<scalar_t>& table) {
-        table.resize(static_cast<size_t>(span.end - span.begin));
-        fill_decay(in.sigma + span.begin, in.delta + span.begin, table.data(),
-                   span.end - span.begin);
-        const DecayTable<scalar_t> decay{table.data(), span.begin};
-        for (int64_t ray = first; ray < last; ++ray) body(ray, decay);
+      [&](int64_t first, int64_t last, SampleRange span, std::vector<scalar_t>& buffer) {
+        const int64_t n = span.end - span.begin;
+        buffer.resize(static_cast<size_t>(2 * n));
+        fill_decay(in.sigma + span.begin, in.delta + span.begin, buffer.data(), n);
+        const DecayTable<scalar_t> decay{buffer.data(), span.begin};
+        for (int64_t ray = first; ray < last; ++ray) {
+          body(ray, decay, buffer.data() + n, span.begin);
+        }
       });
 }
 
@@ -41,9 +44,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_density_fwd
   AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_fwd_cpu", [&] {
     const auto in = density_inputs<scalar_t>(call);
     const auto out = density_outputs<scalar_t>(out_rgb, depth, acc, weights);
-    for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay) {
-      density_forward_one_ray(in, decay, out, ray);
-    });
+    for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay, scalar_t*,
+                                    int64_t) { density_forward_one_ray(in, decay, out, ray); });
   });
   return {out_rgb, depth, acc, weights};
 }
@@ -61,8 +63,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_density_bwd_cpu(
   AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_bwd_cpu", [&] {
     const auto in = density_inputs<scalar_t>(call);
     const auto grads = density_grads<scalar_t>(g);
-    for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay) {
-      density_backward_one_ray(in, decay, grads, ray);
+    for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay,
+                                    scalar_t* scratch, int64_t first) {
+      density_backward_one_ray(in, decay, grads, ray, scratch, first);
     });
   });
   return {g.grad_sigma, g.grad_rgb_samples, g.grad_t};

@@ -25,7 +25,9 @@ __global__ void density_backward_kernel(const DensityInputs<scalar_t> in,
                                         const DensityGrads<scalar_t> grads) {
   const int64_t ray = cuda::thread_index();
   if (ray >= in.n_rays) return;
-  density_backward_one_ray(in, DeviceDecay<scalar_t>{in.sigma, in.delta, StdExp{}}, grads, ray);
+  // The gradient output doubles as the scratch for T: no per-thread arrays of unknown length.
+  density_backward_one_ray(in, DeviceDecay<scalar_t>{in.sigma, in.delta, StdExp{}}, grads, ray,
+                           grads.grad_sigma, 0);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_density_fwd_cuda(

@@ -76,20 +76,26 @@ def _composite_density_bwd_fake(grad_rgb, grad_depth, grad_acc, grad_weights, si
 def _composite_density_setup(ctx, inputs, output):
     sigma, rgb, deltas, t, ray_offsets, background = inputs
     ctx.save_for_backward(sigma, rgb, deltas, t, ray_offsets, background, output[2])
+    # Unused outputs (often weights, acc or depth) then send None instead of zero tensors that
+    # the backward would have to read.
+    ctx.set_materialize_grads(False)
 
 
 def _composite_density_backward(ctx, grad_rgb, grad_depth, grad_acc, grad_weights):
     sigma, rgb, deltas, t, ray_offsets, background, acc = ctx.saved_tensors
+    if t is None:
+        grad_depth = None  # the depth output is an empty placeholder
+    # t is only read for the depth term of the backward; without it no grad_t is produced.
     grad_sigma, grad_rgb_samples, grad_t = torch.ops.fastfield.composite_density_bwd(
-        grad_rgb, grad_depth if t is not None else None, grad_acc, grad_weights,
-        sigma, rgb, deltas, t, ray_offsets, background)
+        grad_rgb, grad_depth, grad_acc, grad_weights, sigma, rgb, deltas,
+        t if grad_depth is not None else None, ray_offsets, background)
     grad_background = None
-    if background is not None and ctx.needs_input_grad[5]:
+    if background is not None and grad_rgb is not None and ctx.needs_input_grad[5]:
         grad_background = grad_rgb * (1.0 - acc)[:, None]
         if background.dim() == 1:
             grad_background = grad_background.sum(0)
-    return (grad_sigma, grad_rgb_samples, None, grad_t if t is not None else None, None,
-            grad_background)
+    return (grad_sigma, grad_rgb_samples, None, grad_t if grad_depth is not None else None,
+            None, grad_background)
 
 
 torch.library.register_autograd("fastfield::composite_density_fwd", _composite_density_backward,

@@ -1,0 +1,84 @@
+"""Shared benchmark machinery: size presets, the implementation/device grid, machine info.
+
+FASTFIELD_BENCH selects sizes: "cpu" (default; the whole suite in under 10 minutes on 2 cores),
+"gpu" (published presets, large batches; CUDA only for the end-to-end groups) or "smoke" (the
+smallest sizes, for CI with --benchmark-disable so every benchmark body runs once).
+"""
+import os
+import platform
+from typing import Callable, Dict, Optional
+
+import pytest
+import torch
+
+import fastfield
+
+MODE = os.environ.get("FASTFIELD_BENCH", "cpu")
+if MODE not in ("smoke", "cpu", "gpu"):
+    raise pytest.UsageError(f"FASTFIELD_BENCH must be smoke, cpu or gpu, got {MODE!r}")
+
+IMPLS = ["fastfield", "reference"]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def by_mode(smoke, cpu, gpu):
+    """The value for the current FASTFIELD_BENCH mode."""
+    return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[MODE]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> Dict[str, object]:
+    info = {"cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "device": str(device), "bench_mode": MODE,
+            "kernels": fastfield._backend.KERNELS}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run(benchmark, fn: Callable[[], object], device: torch.device, group: str,
+        rounds: Optional[int] = None, **extra) -> None:
+    """Time fn() (synchronised on CUDA) under ``group`` after one warm-up call.
+
+    Inputs must be built before calling this: only fn is timed. ``rounds`` switches to
+    pedantic mode with that many rounds, for bodies too slow for the default calibration.
+    """
+    benchmark.group = group
+    benchmark.extra_info.update(machine_info(device))
+    benchmark.extra_info.update(extra)
+
+    def timed():
+        result = fn()
+        synchronize(device)
+        return result
+
+    timed()
+    if rounds is None:
+        benchmark(timed)
+    else:
+        benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=0)
