@@ -1,7 +1,4 @@
 """Shared fixtures: the device grid every op test runs on, and the scenes directory."""
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -30,9 +27,3 @@ def unchecked_values():
     so invalid input reaches the in-kernel index guards."""
     with fastfield._backend.value_checks(-1):
         yield
-
-
-def shared_data_dir() -> Path:
-    """../shared/data beside the repository, or $FASTFIELD_DATA."""
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return Path(os.environ.get("FASTFIELD_DATA", default))

@@ -1,5 +1,23 @@
-"""Comparison helpers for kernel tests."""
+"""Helpers shared by the tests: comparisons for kernel outputs, the real-scene locations."""
+import os
+from pathlib import Path
+
+import pytest
 import torch
+
+# Real scenes (never copied into the repository): ../shared/data beside it, or $FASTFIELD_DATA.
+DATA_ROOT = Path(os.environ.get("FASTFIELD_DATA")
+                 or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+LEGO, FERN = "nerf_synthetic/lego", "nerf_llff_data/fern"
+DTU = "neus_dtu/dtu_scan24_400x300"
+
+
+def real_scene(relative: str) -> Path:
+    """DATA_ROOT / relative, or a pytest skip that says where the data was looked for."""
+    path = DATA_ROOT / relative
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set FASTFIELD_DATA to the shared data dir)")
+    return path
 
 
 def assert_close_per_ray(actual: torch.Tensor, expected: torch.Tensor, rtol: float,
