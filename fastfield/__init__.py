@@ -4,6 +4,7 @@ from ._backend import built_with_cuda
 from ._types import DensityComposite, Merged, NearFar, Rays, SdfComposite
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _op_names
+from .render import render, render_image
 
-__all__ = ["built_with_cuda", "reference", "Rays", "NearFar", "Merged", "DensityComposite",
-           "SdfComposite", *_op_names]
+__all__ = ["built_with_cuda", "reference", "render", "render_image", "Rays", "NearFar", "Merged",
+           "DensityComposite", "SdfComposite", *_op_names]

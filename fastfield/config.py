@@ -1,0 +1,204 @@
+"""Training configurations and the named presets.
+
+A preset is a plain ``TrainConfig``: print it (``fastfield train --preset nerf-lego
+--print-config``), copy it, override any field from the command line with dotted keys
+(``--set model.n_fine=64 --set lr=1e-3``).
+
+Published configurations: ``nerf-lego`` and ``nerf-fern`` (nerf-pytorch's configs/lego.txt and
+fern.txt), ``neus-womask`` and ``neus-wmask`` (NeuS's confs). Small CPU presets with sizes fixed
+so benchmarks stay comparable: ``nerf-small`` and ``neus-small``.
+"""
+import copy
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+from .models.mlp import MLPConfig
+from .models.nerf import NeRFConfig
+from .models.neus import ColorConfig, NeuSConfig, SDFConfig
+
+
+@dataclass
+class DataConfig:
+    """Which scene and how to load it (see fastfield.data)."""
+    path: Optional[str] = None       # None: the built-in scene
+    builtin_format: str = "blender"  # built-in scene written as "blender" or "neus"
+    builtin_resolution: int = 64
+    half_res: bool = False           # Blender
+    downscale: int = 1               # Blender: extra integer downscale for quick runs
+    white_background: bool = True    # Blender
+    factor: int = 8                  # LLFF images_<factor>
+    llffhold: int = 8
+    ndc: bool = True
+    spherify: bool = False
+    use_masks: bool = True           # NeuS format
+
+
+@dataclass
+class TrainConfig:
+    model: str                       # "nerf" or "neus"
+    nerf: Optional[NeRFConfig] = None
+    neus: Optional[NeuSConfig] = None
+    data: DataConfig = field(default_factory=DataConfig)
+    iters: int = 200_000
+    batch_rays: int = 1024
+    batching: str = "one_image"      # "one_image" (nerf-pytorch no_batching, NeuS) or "all_images"
+    precrop_iters: int = 0
+    precrop_frac: float = 0.5
+    lr: float = 5e-4
+    lr_schedule: str = "exponential"  # "exponential" (nerf-pytorch) or "cosine" (NeuS)
+    lr_decay_steps: int = 500_000     # exponential: lr * 0.1 ** (step / lr_decay_steps)
+    warm_up: int = 0                  # cosine: linear warm-up steps
+    lr_alpha: float = 0.05            # cosine: final lr factor
+    anneal_end: int = 0               # NeuS cos_anneal_ratio rises 0 -> 1 over this many steps
+    eikonal_weight: float = 0.1
+    mask_weight: float = 0.0
+    log_every: int = 100
+    val_every: int = 5_000
+    ckpt_every: int = 10_000
+    seed: int = 0
+
+
+def _small_mlp(in_dim: int = 3) -> MLPConfig:
+    return MLPConfig(depth=4, width=128, skips=(2,), pos_frequencies=10, dir_frequencies=4,
+                     in_dim=in_dim)
+
+
+def _presets() -> Dict[str, TrainConfig]:
+    lego = TrainConfig(
+        model="nerf", nerf=NeRFConfig(n_coarse=64, n_fine=128),
+        data=DataConfig(half_res=True, white_background=True),
+        iters=200_000, batch_rays=1024, batching="one_image", precrop_iters=500,
+        precrop_frac=0.5, lr=5e-4, lr_schedule="exponential", lr_decay_steps=500_000)
+    fern = TrainConfig(
+        model="nerf", nerf=NeRFConfig(n_coarse=64, n_fine=64, raw_noise_std=1.0),
+        data=DataConfig(factor=8, llffhold=8, ndc=True),
+        iters=200_000, batch_rays=1024, batching="all_images", lr=5e-4,
+        lr_schedule="exponential", lr_decay_steps=250_000)
+    neus_womask = TrainConfig(
+        model="neus", neus=NeuSConfig(n_samples=64, n_importance=64, up_sample_steps=4,
+                                      n_outside=32),
+        data=DataConfig(use_masks=False),
+        iters=300_000, batch_rays=512, batching="one_image", lr=5e-4, lr_schedule="cosine",
+        warm_up=5_000, lr_alpha=0.05, anneal_end=50_000, eikonal_weight=0.1, mask_weight=0.0,
+        val_every=10_000)
+    neus_wmask = dataclasses.replace(
+        neus_womask, neus=NeuSConfig(n_samples=64, n_importance=64, up_sample_steps=4,
+                                     n_outside=0),
+        data=DataConfig(use_masks=True), anneal_end=0, mask_weight=0.1)
+    nerf_small = TrainConfig(
+        model="nerf", nerf=NeRFConfig(coarse=_small_mlp(), fine=_small_mlp(), n_coarse=32,
+                                      n_fine=64),
+        data=DataConfig(), iters=2_000, batch_rays=512, batching="all_images", lr=5e-4,
+        lr_schedule="exponential", lr_decay_steps=500_000, log_every=50, val_every=500,
+        ckpt_every=500)
+    neus_small = TrainConfig(
+        model="neus",
+        neus=NeuSConfig(sdf=SDFConfig(depth=4, width=128, skips=(2,), feature_dim=128),
+                        color=ColorConfig(depth=2, width=128),
+                        background=MLPConfig(depth=4, width=64, skips=(2,), in_dim=4),
+                        n_samples=32, n_importance=32, up_sample_steps=2, n_outside=16),
+        data=DataConfig(builtin_format="neus", use_masks=False), iters=2_000, batch_rays=256,
+        batching="one_image", lr=5e-4, lr_schedule="cosine", warm_up=100, lr_alpha=0.05,
+        anneal_end=500, eikonal_weight=0.1, mask_weight=0.0, log_every=50, val_every=500,
+        ckpt_every=500)
+    return {"nerf-lego": lego, "nerf-fern": fern, "neus-womask": neus_womask,
+            "neus-wmask": neus_wmask, "nerf-small": nerf_small, "neus-small": neus_small}
+
+
+PRESETS = _presets()
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of the named preset; ValueError lists the accepted names."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; accepted: {', '.join(sorted(PRESETS))}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def to_dict(config: Any) -> Dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(to_dict(config), indent=2)
+
+
+def _coerce(value: str, annotation, key: str):
+    """Parse a command-line string as the field's declared type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Union:  # Optional[X]
+        if value.lower() in ("none", "null"):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if annotation is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key}: expected true or false, got {value!r}")
+    if annotation in (int, float, str):
+        try:
+            return annotation(float(value)) if annotation is int and "e" in value.lower() \
+                else annotation(value)
+        except ValueError:
+            raise ValueError(f"{key}: expected {annotation.__name__}, got {value!r}") from None
+    if origin in (tuple, list, typing.Tuple, typing.List):
+        items = [v for v in value.strip("()[] ").split(",") if v.strip()]
+        return tuple(_coerce(v.strip(), args[0], key) for v in items)
+    raise ValueError(f"{key}: cannot set a field of type {annotation} from the command line")
+
+
+def apply_override(config: Any, assignment: str) -> None:
+    """Apply "dotted.key=value" to a (nested) dataclass config in place."""
+    if "=" not in assignment:
+        raise ValueError(f"override {assignment!r} must look like key=value (e.g. lr=1e-3)")
+    key, value = assignment.split("=", 1)
+    target = config
+    parts = key.strip().split(".")
+    for depth, name in enumerate(parts):
+        if not dataclasses.is_dataclass(target):
+            raise ValueError(f"override {key!r}: {'.'.join(parts[:depth])} is not a section")
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields:
+            raise ValueError(f"override {key!r}: unknown field {name!r}; accepted: "
+                             f"{', '.join(sorted(fields))}")
+        hints = typing.get_type_hints(type(target))
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(target, name)):
+                raise ValueError(f"override {key!r} names a section; set one of its fields")
+            setattr(target, name, _coerce(value.strip(), hints[name], key))
+            return
+        target = getattr(target, name)
+        if target is None:
+            raise ValueError(f"override {key!r}: section {name!r} is not used by this preset")
+
+
+def from_dict(cls, data: Dict[str, Any]):
+    """Rebuild a (nested) dataclass from to_dict()'s output (checkpoints store configs so)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, annotation = data[f.name], hints[f.name]
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        target = inner[0] if typing.get_origin(annotation) is Union and inner else annotation
+        if dataclasses.is_dataclass(target) and isinstance(value, dict):
+            value = from_dict(target, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def describe(names: Optional[List[str]] = None) -> str:
+    """One line per preset, for --help and errors."""
+    lines = []
+    for name in names or sorted(PRESETS):
+        cfg = PRESETS[name]
+        lines.append(f"{name}: {cfg.model}, {cfg.iters} iters, {cfg.batch_rays} rays/step")
+    return "\n".join(lines)
