@@ -120,6 +120,16 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
             for key in parts[0]}
 
 
+def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = "kernels"):
+    """Rays (origins, directions [n, 3]) of ``pixels`` [n, 3] int64 (camera, row, col) of
+    ``camera`` (a fastfield.data.Camera on the pixels' device), as ``model`` expects them: unit
+    directions for NeuS (NeuS's convention), nerf-pytorch's (z = -1 in camera space) otherwise;
+    pixel offset 0 like both references."""
+    return backend_ops(backend).generate_rays(camera.c2w, camera.intrinsics, pixels,
+                                              convention=camera.convention,
+                                              normalize=getattr(model, "kind", "") == "neus")
+
+
 def render_image(model: nn.Module, camera, index: int = 0, *, near: Bound = None,
                  far: Bound = None, ndc: Optional[Dict[str, float]] = None,
                  background: Optional[Tensor] = None, backend: str = "kernels",
@@ -136,9 +146,7 @@ def render_image(model: nn.Module, camera, index: int = 0, *, near: Bound = None
     device = device or next(model.parameters()).device
     cam = camera[index].to(device)
     pixels = image_pixels(0, cam.height, cam.width, device=device)
-    rays = backend_ops(backend).generate_rays(cam.c2w, cam.intrinsics, pixels,
-                                              convention=cam.convention,
-                                              normalize=getattr(model, "kind", "") == "neus")
+    rays = camera_rays(model, cam, pixels, backend)
     with torch.no_grad():
         out = render(model, rays.origins, rays.directions, near, far, ndc=ndc,
                      background=background, perturb=False, backend=backend, chunk=chunk)

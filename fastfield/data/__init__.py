@@ -109,20 +109,27 @@ def load_scene(path, kind: str = "auto", **options) -> Scene:
     (``load_blender``), poses_bounds.npy -> LLFF (``load_llff``), cameras_sphere.npz -> NeuS
     (``load_neus``).
     """
-    path = Path(path)
     loaders = {name: loader for _, name, loader in _FORMATS}
-    if kind != "auto":
-        if kind not in loaders:
-            raise ValueError(f"kind must be 'auto' or one of {sorted(loaders)}, got {kind!r}")
-        return loaders[kind](path, **options)
+    if kind == "auto":
+        kind = scene_format(path)
+    if kind not in loaders:
+        raise ValueError(f"kind must be 'auto' or one of {sorted(loaders)}, got {kind!r}")
+    return loaders[kind](Path(path), **options)
+
+
+def scene_format(path) -> str:
+    """"blender", "llff" or "neus": the format of the scene in folder ``path``, from the file
+    present (see ``load_scene``); ValueError when the folder is missing or holds none."""
+    path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: scene folder not found")
-    for marker, _, loader in _FORMATS:
+    for marker, name, _ in _FORMATS:
         if (path / marker).is_file():
-            return loader(path, **options)
+            return name
     raise ValueError(f"{path}: cannot tell the scene format: expected one of "
                      f"{', '.join(marker for marker, _, _ in _FORMATS)}")
 
 
 __all__ = ["Camera", "Split", "Scene", "load_scene", "load_blender", "load_llff", "load_neus",
-           "builtin_scene", "write_builtin_scene", "BuiltinShapes", "orbit_path", "spiral_path"]
+           "builtin_scene", "write_builtin_scene", "BuiltinShapes", "orbit_path", "spiral_path",
+           "scene_format"]

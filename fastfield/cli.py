@@ -1,0 +1,278 @@
+"""The ``fastfield`` command (also ``python -m fastfield``): train, eval, render, mesh, chamfer,
+demo.
+
+Mistakes (an unknown preset or option, a missing data or run folder, a checkpoint of another
+model, a device that does not exist) end in one line on stderr saying what is wrong and what is
+accepted, with exit code 2; FASTFIELD_TRACEBACK=1 shows the full traceback instead.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from . import config as configs
+from .train.precision import PRECISIONS
+
+BACKENDS = ("kernels", "reference")
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _add_device(parser, default: str = "auto"):
+    parser.add_argument("--device", default=default,
+                        help="cpu, cuda or cuda:N; auto = cuda when a GPU is visible "
+                             f"(default: {default})")
+
+
+def _add_backend_precision(parser, what: str):
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help=f"fastfield kernels or the pure-PyTorch reference ops "
+                             f"(default: {what})")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"fp32; tf32 (CUDA matmuls on tensor cores; on a CPU the same as "
+                             f"fp32); bf16 (autocast around the networks) (default: {what})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastfield", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="presets:\n  " + configs.describe().replace("\n", "\n  "))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser(
+        "train", help="train a preset on the built-in scene or a dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a NeRF or NeuS preset. Writes checkpoint.pt, metrics.jsonl, "
+                    "training_curve.png and val/*.png to --out.",
+        epilog="presets:\n  " + configs.describe().replace("\n", "\n  ")
+               + "\n\nexamples:\n  fastfield train --preset nerf-small\n"
+                 "  fastfield train --preset nerf-lego --data ../shared/data/nerf_synthetic/lego"
+                 " --device cuda\n  fastfield train --preset neus-small --set batch_rays=128 "
+                 "--set neus.n_samples=16 --iters 500")
+    train.add_argument("--preset", help="the configuration to start from (see the list below); "
+                                        "optional with --resume")
+    train.add_argument("--data", help="scene folder (Blender, LLFF or NeuS format); default: "
+                                      "the built-in scene")
+    train.add_argument("--out", help="run folder (default: runs/<preset>)")
+    train.add_argument("--iters", type=int, help="training steps")
+    _add_device(train)
+    train.add_argument("--seed", type=int, help="random seed (initialisation and sampling)")
+    _add_backend_precision(train, "kernels / fp32, or the checkpoint's with --resume")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set lr=1e-3 --set "
+                            "nerf.n_fine=64 (see --print-config for the fields)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resulting configuration as JSON and exit")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="PSNR / SSIM of a run on a split, with images")
+    evaluate.add_argument("--run", required=True, help="the run folder (train's --out)")
+    evaluate.add_argument("--split", default="test", help="test, val or train (default: test)")
+    evaluate.add_argument("--out", help="output folder (default: <run>/eval_<split>)")
+    _add_device(evaluate)
+    _add_backend_precision(evaluate, "the run's")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    render = commands.add_parser("render", help="a video along the scene's render path")
+    render.add_argument("--run", required=True, help="the run folder (train's --out)")
+    render.add_argument("--frames", type=int,
+                        help="frames, evenly spaced along the path (default: all of its frames: "
+                             "40 for Blender, 60 for NeuS, 120 for LLFF)")
+    render.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
+    render.add_argument("--out", help="video file, .mp4 or .gif (default: <run>/video.mp4; a "
+                                      "GIF when no MP4 encoder is installed)")
+    _add_device(render)
+    _add_backend_precision(render, "the run's")
+    render.set_defaults(handler=cmd_render)
+
+    mesh = commands.add_parser("mesh", help="a NeuS run's surface as a PLY mesh")
+    mesh.add_argument("--run", required=True, help="the run folder of a NeuS run")
+    mesh.add_argument("--resolution", type=int, default=256,
+                      help="marching-cubes grid cells per side (default: 256)")
+    mesh.add_argument("--out", help="PLY file (default: <run>/mesh.ply), world coordinates")
+    _add_device(mesh)
+    mesh.set_defaults(handler=cmd_mesh)
+
+    chamfer = commands.add_parser(
+        "chamfer", help="Chamfer distance of a NeuS run's mesh to the built-in scene's surface",
+        description="Extract the mesh of a NeuS run trained on the built-in scene and measure "
+                    "its Chamfer distance to the scene's exact surface (the built-in scene is "
+                    "the one whose surface is known), in the normalised unit-sphere frame.")
+    chamfer.add_argument("--run", required=True, help="the run folder of a NeuS run")
+    chamfer.add_argument("--resolution", type=int, default=256,
+                         help="marching-cubes grid cells per side (default: 256)")
+    chamfer.add_argument("--points", type=int, default=20_000,
+                         help="points sampled on each surface (default: 20000)")
+    chamfer.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    _add_device(chamfer)
+    chamfer.set_defaults(handler=cmd_chamfer)
+
+    demo = commands.add_parser(
+        "demo", help="train, evaluate, render and mesh the built-in scene in one go",
+        description="The whole pipeline on the built-in scene: a NeRF and a NeuS run, their "
+                    "test metrics, a video and the NeuS mesh with its Chamfer distance to the "
+                    "true surface, all in one folder with SUMMARY.md. About 5 minutes on two "
+                    "CPU cores; with --device cuda the runs use the full nerf-small and "
+                    "neus-small presets.")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    _add_device(demo)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+def training_config(args) -> configs.TrainConfig:
+    """The preset (or, resuming without one, the checkpoint's config) with the command line's
+    overrides applied."""
+    from .train.checkpoint import checkpoint_config, checkpoint_path, load_checkpoint
+
+    if args.preset is not None:
+        config = configs.preset(args.preset)
+    elif args.resume and args.out:
+        config = checkpoint_config(load_checkpoint(checkpoint_path(args.out)))
+    else:
+        raise ValueError("train needs --preset (or --resume with --out); accepted presets: "
+                         + ", ".join(sorted(configs.PRESETS)))
+    for assignment in args.set:
+        configs.apply_override(config, assignment)
+    if args.data is not None:
+        config.data.path = str(Path(args.data).resolve())
+    if args.iters is not None:
+        config.iters = args.iters
+    if args.seed is not None:
+        config.seed = args.seed
+    return config
+
+
+def cmd_train(args) -> int:
+    from .train import Trainer
+
+    config = training_config(args)
+    if args.print_config:
+        print(configs.to_json(config))
+        return 0
+    out = Path(args.out or Path("runs") / args.preset)
+    trainer = Trainer(config, out, device=args.device, backend=args.backend,
+                      precision=args.precision, resume=args.resume,
+                      progress=not args.no_progress)
+    summary = trainer.train()
+    print(f"trained {config.model} for {summary['step']} steps in {summary['elapsed']:.0f} s "
+          f"on {summary['device']}: loss {_number(summary['loss'], '.4g')}, training PSNR "
+          f"{_number(summary['psnr'], '.2f')} dB, last validation view "
+          f"{_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
+    return 0
+
+
+def _number(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def cmd_eval(args) -> int:
+    from .train import evaluate
+    from .train.run import load_run
+
+    run = load_run(args.run, args.device, args.backend, args.precision)
+    out = Path(args.out) if args.out else run.run_dir / f"eval_{args.split}"
+    result = evaluate(run.model, run.scene, args.split, out, backend=run.backend,
+                      precision=run.precision, device=run.device,
+                      info={"run": str(run.run_dir), "step": run.step})
+    print(f"{args.split}: PSNR {result['mean_psnr']:.2f} dB, SSIM {result['mean_ssim']:.4f} "
+          f"(mean over views) -- {result['note']}; images and metrics.json in {out}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .train.run import load_run
+    from .train.video import render_path_frames, write_video
+
+    run = load_run(args.run, args.device, args.backend, args.precision)
+    if args.fps < 1:
+        raise ValueError(f"--fps must be >= 1, got {args.fps}")
+    frames = render_path_frames(run.model, run.scene, args.frames, backend=run.backend,
+                                precision=run.precision, device=run.device)
+    path, notice = write_video(frames, args.out or run.run_dir / "video.mp4", fps=args.fps)
+    if notice:
+        print(f"fastfield render: {notice}", file=sys.stderr)
+    print(f"wrote {len(frames)} frames to {path}")
+    return 0
+
+
+def _neus_run(args, load_scene: bool):
+    from .train.run import load_run
+
+    if args.resolution < 2:
+        raise ValueError(f"--resolution must be >= 2, got {args.resolution}")
+    run = load_run(args.run, args.device, load_scene=load_scene)
+    if run.config.model != "neus":
+        raise ValueError(f"{run.run_dir} trained a {run.config.model} model; meshes come from "
+                         f"a NeuS run (an SDF): train a neus-* preset")
+    return run
+
+
+def cmd_mesh(args) -> int:
+    from .mesh import extract_mesh, write_ply
+
+    run = _neus_run(args, load_scene=True)
+    vertices, faces = extract_mesh(run.model, args.resolution, scale_mat=run.scene.scale_mat,
+                                   device=run.device)
+    out = Path(args.out) if args.out else run.run_dir / "mesh.ply"
+    write_ply(out, vertices, faces)
+    print(f"wrote {len(vertices)} vertices and {len(faces)} faces to {out}")
+    return 0
+
+
+def cmd_chamfer(args) -> int:
+    from .train.surface import builtin_chamfer
+
+    run = _neus_run(args, load_scene=False)
+    result = builtin_chamfer(run.model, run.config, args.resolution, args.points, args.seed,
+                             run.device)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .train.demo import run_demo
+
+    summary_path = run_demo(args.out, args.device)
+    print(f"demo finished: {summary_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line ``argv`` (default sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2, already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"fastfield {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        if os.environ.get("FASTFIELD_TRACEBACK") == "1":
+            raise
+        print(f"fastfield {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE

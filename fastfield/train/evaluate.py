@@ -1,0 +1,112 @@
+"""Evaluation of a trained model on a scene split: PSNR / SSIM per view and their means, plus
+the rendered images, depth maps (and NeuS normal maps) as PNGs."""
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..data import Scene
+from ..render import render_image
+from .metrics import psnr, ssim
+from .precision import precision_context
+from .scenes import render_settings, split_note
+
+# Pixels whose accumulated opacity is below this show as background in depth/normal maps.
+VISIBLE_ACC = 0.5
+
+
+def render_view(model: nn.Module, scene: Scene, split: str, index: int, *, backend: str,
+                precision: str, device: torch.device, chunk: Optional[int] = None
+                ) -> Dict[str, Tensor]:
+    """Render view ``index`` of ``split`` deterministically: [H, W, C] float32 tensors
+    (rgb [H, W, 3], depth and acc [H, W], NeuS also normal [H, W, 3])."""
+    cameras = scene.split(split).cameras
+    with precision_context(precision, device):
+        out = render_image(model, cameras, index, backend=backend, device=device, chunk=chunk,
+                           **render_settings(scene, device))
+    return {key: value.float() for key, value in out.items()}
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """[H, W, C] (or [H, W]) values in [0, 1] -> uint8 numpy for PNG."""
+    return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def depth_image(depth: Tensor, acc: Tensor) -> np.ndarray:
+    """[H, W] depth -> uint8 [H, W, 3] grey, near bright, far dark, normalised between the 1st
+    and 99th percentile of the visible pixels (acc > VISIBLE_ACC); the rest black."""
+    depth, visible = depth.detach().float().cpu(), acc.detach().cpu() > VISIBLE_ACC
+    grey = torch.zeros_like(depth)
+    if visible.any():
+        values = depth[visible]
+        low, high = torch.quantile(values, 0.01), torch.quantile(values, 0.99)
+        scaled = 1.0 - (depth - low) / (high - low).clamp_min(1e-8)
+        grey = torch.where(visible, 0.1 + 0.9 * scaled.clamp(0, 1), grey)
+    return to_uint8(grey[..., None].expand(*grey.shape, 3))
+
+
+def normal_image(normal: Tensor, acc: Tensor) -> np.ndarray:
+    """[H, W, 3] world-space normals -> uint8 RGB (n + 1) / 2 of the unit normal; pixels with
+    acc <= VISIBLE_ACC black."""
+    normal = normal.detach().float().cpu()
+    unit = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    visible = (acc.detach().cpu() > VISIBLE_ACC)[..., None]
+    return to_uint8(torch.where(visible, unit * 0.5 + 0.5, torch.zeros_like(unit)))
+
+
+def view_panels(out: Dict[str, Tensor]) -> Dict[str, np.ndarray]:
+    """The PNG-ready uint8 [H, W, 3] images of one rendered view: rgb, depth, normal (NeuS)."""
+    panels = {"rgb": to_uint8(out["rgb"]), "depth": depth_image(out["depth"], out["acc"])}
+    if "normal" in out:
+        panels["normal"] = normal_image(out["normal"], out["acc"])
+    return panels
+
+
+def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, *,
+             backend: str = "kernels", precision: str = "fp32",
+             device: Optional[torch.device] = None, chunk: Optional[int] = None,
+             progress: bool = True, info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Render every view of ``split`` and compare it with the image.
+
+    Args:
+        out_dir: when given, ``metrics.json`` and, per view, ``<name>_rgb.png``,
+            ``<name>_depth.png`` (and ``<name>_normal.png`` for NeuS) are written there.
+        info: extra fields for the result (e.g. the run folder and its step).
+    Returns:
+        {"scene", "split", "n_views", "note" (what the views are: a subset, held in or out),
+        "mean_psnr", "mean_ssim", "views": [{"index", "name", "psnr", "ssim"}], "backend",
+        "precision"}. PSNR is computed per view, then averaged.
+    """
+    device = device or next(model.parameters()).device
+    views = scene.split(split)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for index in tqdm(range(len(views)), desc=f"eval {split}", disable=not progress,
+                      file=sys.stderr, leave=False):
+        out = render_view(model, scene, split, index, backend=backend, precision=precision,
+                          device=device, chunk=chunk)
+        target = views.images[index].float() / 255.0
+        rendered = out["rgb"].clamp(0, 1).cpu()
+        name = Path(views.names[index]).stem
+        records.append({"index": index, "name": name, "psnr": psnr(rendered, target),
+                        "ssim": ssim(rendered, target)})
+        if out_dir is not None:
+            for kind, image in view_panels(out).items():
+                iio.imwrite(out_dir / f"{name}_{kind}.png", image)
+    result = {"scene": scene.name, "split": split, "n_views": len(views),
+              "note": split_note(scene, split),
+              "mean_psnr": float(np.mean([r["psnr"] for r in records])),
+              "mean_ssim": float(np.mean([r["ssim"] for r in records])),
+              "views": records, "backend": backend, "precision": precision, **(info or {})}
+    if out_dir is not None:
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+

@@ -1,0 +1,329 @@
+"""The training loop: nerf-pytorch's for NeRF, NeuS's for NeuS, on fastfield's ops.
+
+One step: draw pixel ids (``PixelSampler``), gather their colours from the uint8 images held on
+the training device, turn the ids into rays (``camera_rays``), render them with perturbation,
+take the model's loss and an Adam step with the scheduled learning rate. Nothing in a step reads
+a value back from the device: metrics stay device tensors, summed over ``log_every`` steps and
+read once per window, so a GPU never waits on the host inside a step.
+"""
+import copy
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Optional
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config import TrainConfig, to_dict
+from ..models import build_model
+from ..render import backend_ops, camera_rays, render
+from .batching import PixelSampler
+from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_path, config_differences,
+                         load_checkpoint, load_model_state, save_atomic)
+from .device import resolve_device
+from .evaluate import render_view, to_uint8, view_panels
+from .log import TrainingLog
+from .metrics import psnr
+from .precision import check_precision, precision_context, precision_notice
+from .scenes import check_scene_for_model, load_config_scene, render_settings
+from .schedule import cos_anneal_ratio, learning_rate
+
+DEFAULT_BACKEND, DEFAULT_PRECISION = "kernels", "fp32"
+
+
+class Trainer:
+    """Trains the model of a ``TrainConfig`` on its scene, writing everything to ``out_dir``:
+    ``checkpoint.pt``, ``metrics.jsonl``, ``training_curve.png`` and ``val/step_*.png``.
+
+    Args:
+        config: the run's configuration (copied).
+        out_dir: the run folder. Without ``resume`` it must not hold a checkpoint yet.
+        device: "cpu", "cuda", "cuda:N", "auto" or a torch.device.
+        backend: "kernels" or "reference" (see fastfield.render.backend_ops). None: the checkpoint's when
+            resuming, else "kernels".
+        precision: "fp32", "tf32" or "bf16" (see fastfield.train.precision). None: the
+            checkpoint's when resuming, else "fp32".
+        resume: continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same random
+            streams, optimiser state and schedule position).
+        progress: show the tqdm progress bar.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir, device="cpu", backend: Optional[str] = None,
+                 precision: Optional[str] = None, resume: bool = False, progress: bool = True):
+        self.config = config = copy.deepcopy(config)
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.notices = []
+        _check_training_config(config)
+        self.checkpoint_path = checkpoint_path(self.out_dir)
+        payload = self._read_resume_checkpoint(resume)
+        self.backend = backend or (payload["backend"] if payload else DEFAULT_BACKEND)
+        self.precision = check_precision(
+            precision or (payload["precision"] if payload else DEFAULT_PRECISION))
+        backend_ops(self.backend)  # ValueError for an unknown backend, before any work
+        self.device = resolve_device(device, self.backend)
+        if precision_notice(self.precision, self.device):
+            self.notices.append(precision_notice(self.precision, self.device))
+
+        self.scene = load_config_scene(config.data)
+        check_scene_for_model(self.scene, config)
+        train = self.scene.split("train")
+        # The training images stay uint8 on the training device: memory grows with the images,
+        # never with rays; colours are gathered per step by pixel id.
+        self.images = train.images.to(self.device)                       # [n, H, W, 3] uint8
+        self.masks = None
+        if config.model == "neus" and config.mask_weight > 0:
+            self.masks = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
+        self.cameras = train.cameras.to(self.device)
+        self.render_settings = render_settings(self.scene, self.device)
+
+        torch.manual_seed(config.seed)  # the model's initialisation
+        self.model = build_model(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
+                                          betas=(0.9, 0.999))
+        # Every random draw of a step (pixels, jitter, density noise, PDF quantiles) comes from
+        # this generator, so a checkpoint can hold its state.
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        image_order = "permutation" if config.model == "neus" else "random"
+        self.sampler = PixelSampler(config.batching, image_order, len(train), train.cameras.height,
+                                    train.cameras.width, config.batch_rays, config.precrop_iters,
+                                    config.precrop_frac, config.seed + 1, self.device)
+        self.step = 0
+        self.elapsed = 0.0
+        self.val_psnr: Optional[float] = None
+        self.last_record: Dict[str, Any] = {}  # the latest metrics.jsonl training record
+        self._last_saved_step: Optional[int] = None
+        if payload is not None:
+            self._load_state(payload)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _read_resume_checkpoint(self, resume: bool) -> Optional[Dict[str, Any]]:
+        exists = self.checkpoint_path.is_file()
+        if not resume:
+            if exists:
+                raise ValueError(f"{self.out_dir} already holds a run ({self.checkpoint_path.name}); "
+                                 f"resume it (--resume) or choose another output folder")
+            return None
+        if not exists:
+            raise ValueError(f"{self.out_dir}: no {self.checkpoint_path.name} to resume from")
+        payload = load_checkpoint(self.checkpoint_path)
+        check_compatible(payload, self.config, self.checkpoint_path)
+        changed = [d for d in config_differences(payload["config"], to_dict(self.config), "")
+                   if not d.startswith((".iters ", ".log_every ", ".val_every ", ".ckpt_every "))]
+        if changed:
+            self.notices.append("resuming with changed settings: "
+                                + "; ".join(d.lstrip(".") for d in changed))
+        return payload
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The checkpoint: model, optimiser, step, config, backend/precision and every random
+        state a step draws from: torch's CPU generator, the training device's generator (and
+        CUDA's default one on a GPU), the sampler's Python ``random`` state and NeuS's image
+        permutation."""
+        rng = {"torch_cpu": torch.get_rng_state(), "device_type": self.device.type,
+               "device_generator": self.generator.get_state(), "sampler": self.sampler.state_dict(),
+               "torch_cuda": (torch.cuda.get_rng_state(self.device)
+                              if self.device.type == "cuda" else None)}
+        return {"format": FORMAT, "version": VERSION, "step": self.step,
+                "config": to_dict(self.config), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "backend": self.backend,
+                "precision": self.precision, "rng": rng, "elapsed": self.elapsed,
+                "val_psnr": self.val_psnr, "last_record": self.last_record}
+
+    def _load_state(self, payload: Dict[str, Any]) -> None:
+        load_model_state(self.model, payload["model"], self.checkpoint_path)
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
+        self.val_psnr, self.last_record = payload["val_psnr"], payload["last_record"]
+        rng = payload["rng"]
+        torch.set_rng_state(rng["torch_cpu"])
+        self.sampler.load_state_dict(rng["sampler"])
+        if rng["device_type"] == self.device.type:
+            self.generator.set_state(rng["device_generator"])
+            if rng["torch_cuda"] is not None:
+                torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
+        else:  # a generator's state only fits its own device type
+            self.generator.manual_seed(self.config.seed + self.step)
+            self.notices.append(f"resuming on {self.device.type} a run that trained on "
+                                f"{rng['device_type']}: the random stream restarts, so the "
+                                f"result will differ from an uninterrupted run")
+        if self.backend != payload["backend"] or self.precision != payload["precision"]:
+            self.notices.append(f"resuming a {payload['backend']}/{payload['precision']} run "
+                                f"with {self.backend}/{self.precision}")
+        self._last_saved_step = self.step
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoint.pt`` atomically (see checkpoint.save_atomic)."""
+        save_atomic(self.state_dict(), self.checkpoint_path)
+        self._last_saved_step = self.step
+        return self.checkpoint_path
+
+    # -- one step -----------------------------------------------------------------------------
+    def train_step(self) -> Dict[str, Tensor]:
+        """One optimiser update; returns the step's metrics as device tensors (never read here).
+
+        Everything here is asynchronous on a GPU: no .item(), no boolean indexing, no
+        data-dependent shapes.
+        """
+        cfg, step = self.config, self.step
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        pixels = self.sampler.sample(step, self.generator)                  # [B, 3] int64
+        camera, row, col = pixels.unbind(-1)
+        target = self.images[camera, row, col].float() / 255.0              # [B, 3]
+        mask = None if self.masks is None else self.masks[camera, row, col].float() / 255.0
+        rays = camera_rays(self.model, self.cameras, pixels, self.backend)
+        with precision_context(self.precision, self.device):
+            out = render(self.model, rays.origins, rays.directions, perturb=True,
+                         backend=self.backend, generator=self.generator,
+                         cos_anneal_ratio=cos_anneal_ratio(cfg, step), **self.render_settings)
+        out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
+        if self.model.kind == "neus":
+            loss, stats = self.model.loss(out, target, mask, eikonal_weight=cfg.eikonal_weight,
+                                          mask_weight=cfg.mask_weight)
+        else:
+            loss, stats = self.model.loss(out, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return stats
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> Dict[str, Any]:
+        """Render one validation view (they take turns), save ``val/step_<step>.png`` (image |
+        render | depth [| normals]) and return its record."""
+        split = "val" if "val" in self.scene.splits else "test"
+        views = self.scene.split(split)
+        index = (self.step // max(self.config.val_every, 1)) % len(views)
+        out = render_view(self.model, self.scene, split, index, backend=self.backend,
+                          precision=self.precision, device=self.device)
+        target = views.images[index]
+        value = psnr(out["rgb"].clamp(0, 1).cpu(), target.float() / 255.0)
+        panels = [target.numpy(), *view_panels(out).values()]
+        path = self.out_dir / "val" / f"step_{self.step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, np.concatenate(panels, axis=1))
+        self.val_psnr = value
+        return {"step": self.step, "val_psnr": value, "val_view": f"{split}/{views.names[index]}",
+                "image": str(path.relative_to(self.out_dir))}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def train(self, callback: Optional[Callable[["Trainer"], None]] = None) -> Dict[str, Any]:
+        """Train until ``config.iters`` updates; returns the summary (see ``summary``).
+
+        ``callback(trainer)`` runs after every update (tests use it to interrupt a run).
+        Ctrl-C (or a KeyboardInterrupt from the callback) between two updates saves a
+        checkpoint, then the KeyboardInterrupt propagates; a second Ctrl-C stops at once.
+        """
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = TrainingLog(self.out_dir, cfg.iters, self.step, progress=self.progress)
+        for message in self.notices:
+            log.notice(message)
+        window: Dict[str, Tensor] = {}
+        window_steps, window_start, overhead = 0, time.perf_counter(), 0.0
+        session_start = time.perf_counter()
+        completed_step = True  # whether the state is that of a finished update
+        try:
+            with _interrupt_between_steps() as interrupt_requested:
+                while self.step < cfg.iters:
+                    completed_step = False
+                    stats = self.train_step()
+                    completed_step = True
+                    for key, value in stats.items():
+                        window[key] = window[key] + value if key in window else value
+                    window_steps += 1
+                    if self.step % cfg.log_every == 0 or self.step == cfg.iters:
+                        now = time.perf_counter()
+                        self.elapsed += now - session_start
+                        session_start = now
+                        self._log_window(log, window, window_steps,
+                                         now - window_start - overhead)
+                        window, window_steps, window_start, overhead = {}, 0, now, 0.0
+                    started = time.perf_counter()
+                    if cfg.val_every > 0 and self.step % cfg.val_every == 0:
+                        log.record(self.validate())
+                        log.plot()
+                    if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
+                        self.save_checkpoint()
+                    overhead += time.perf_counter() - started
+                    if callback is not None:
+                        callback(self)
+                    if interrupt_requested():
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            self.elapsed += time.perf_counter() - session_start
+            if completed_step:
+                self.save_checkpoint()
+                log.notice(f"interrupted: checkpoint of step {self.step} saved to "
+                           f"{self.checkpoint_path}; continue with --resume")
+            else:
+                log.notice(f"interrupted inside a step: the last checkpoint "
+                           f"(step {self._last_saved_step}) is kept")
+            raise
+        finally:
+            log.plot()
+            log.close()
+        if self._last_saved_step != self.step:
+            self.save_checkpoint()
+        return self.summary()
+
+    def _log_window(self, log: TrainingLog, window: Dict[str, Tensor], steps: int,
+                    seconds: float) -> None:
+        """Read the window's summed metrics from the device (the only sync of the loop)."""
+        names = list(window)
+        means = (torch.stack([window[name].float() for name in names]) / steps).tolist()
+        record = {"step": self.step, **dict(zip(names, means)),
+                  "lr": learning_rate(self.config, self.step - 1),
+                  "it_s": steps / max(seconds, 1e-9), "elapsed": self.elapsed}
+        log.record(record)
+        log.advance(steps, {"loss": f"{record['loss']:.4g}", "psnr": f"{record['psnr']:.2f}",
+                            "lr": f"{record['lr']:.2e}"})
+        self.last_record = record
+
+    def summary(self) -> Dict[str, Any]:
+        """{"step", "loss", "psnr" (last training window), "val_psnr" (last validation view),
+        "elapsed", "checkpoint", "backend", "precision", "device"}."""
+        last = self.last_record
+        return {"step": self.step, "loss": last.get("loss"), "psnr": last.get("psnr"),
+                "val_psnr": self.val_psnr, "elapsed": self.elapsed,
+                "checkpoint": str(self.checkpoint_path), "backend": self.backend,
+                "precision": self.precision, "device": str(self.device)}
+
+
+def _check_training_config(config: TrainConfig) -> None:
+    """ValueError naming the field for settings the loop cannot run with."""
+    for name in ("iters", "log_every"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.lr_schedule == "exponential" and config.lr_decay_steps <= 0:
+        raise ValueError(f"lr_decay_steps must be > 0, got {config.lr_decay_steps}")
+    learning_rate(config, 0)  # ValueError for an unknown schedule
+
+
+@contextmanager
+def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
+    """Within the block, a first Ctrl-C only sets a flag (polled between steps, so the run
+    stops with a consistent state to save); a second one raises KeyboardInterrupt at once.
+    Outside the main thread signals cannot be caught and Ctrl-C behaves as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    requested = []
+
+    def handler(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(requested)
+    finally:
+        signal.signal(signal.SIGINT, previous)
