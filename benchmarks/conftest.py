@@ -4,8 +4,10 @@ FASTFIELD_BENCH selects sizes: "cpu" (default; the whole suite in under 10 minut
 "gpu" (published presets, large batches; CUDA only for the end-to-end groups) or "smoke" (the
 smallest sizes, for CI with --benchmark-disable so every benchmark body runs once).
 """
+import json
 import os
 import platform
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import pytest
@@ -82,3 +84,33 @@ def run(benchmark, fn: Callable[[], object], device: torch.device, group: str,
         benchmark(timed)
     else:
         benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+# ----------------------------------------------------------------------------- memory results
+
+RESULTS_DIR = Path(__file__).resolve().parent / ".results"
+_MEMORY = []
+
+
+def record_memory(result: Dict[str, object]) -> None:
+    """Collect one memory_probe result for the end-of-run table and memory.json."""
+    _MEMORY.append(result)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _MEMORY:
+        return
+    terminalreporter.section("peak memory (MiB)")
+    for r in _MEMORY:
+        cuda = f"  cuda peak {r['cuda_peak_mib']:.0f}" if "cuda_peak_mib" in r else ""
+        terminalreporter.write_line(
+            f"{r['workload']:5s} {r['preset']:12s} {r['backend']:9s} peak RSS "
+            f"{r['peak_rss_mib']:.0f} (after setup {r['baseline_rss_mib']:.0f}){cuda}")
+
+
+def pytest_sessionfinish(session):
+    if _MEMORY:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        device = torch.device("cuda" if MODE == "gpu" else "cpu")
+        (RESULTS_DIR / "memory.json").write_text(json.dumps(
+            {"machine": machine_info(device), "results": _MEMORY}, indent=2))

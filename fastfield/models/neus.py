@@ -104,18 +104,20 @@ class SDFNetwork(nn.Module):
     def sdf(self, points: Tensor) -> Tensor:
         return self.forward(points)[0]
 
-    def sdf_and_gradient(self, points: Tensor, create_graph: bool
-                         ) -> Tuple[Tensor, Tensor, Tensor]:
-        """(sdf [N], feature [N, F], d sdf / d points [N, 3]) from one forward pass (NeuS runs
-        the network twice for this). Works under torch.no_grad (rendering)."""
-        with torch.enable_grad():
-            points = points.detach().requires_grad_(True) if not points.requires_grad else points
-            sdf, feature = self.forward(points)
-            (gradient,) = torch.autograd.grad(sdf, points, torch.ones_like(sdf),
-                                              create_graph=create_graph)
-        if not create_graph:
-            sdf, feature = sdf.detach(), feature.detach()
-        return sdf, feature, gradient
+
+def sdf_and_gradient(sdf_network: nn.Module, points: Tensor, create_graph: bool
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+    """(sdf [N], feature [N, F], d sdf / d points [N, 3]) from one forward pass of any module
+    returning (sdf, feature) (NeuS runs its network twice for this). Works under torch.no_grad
+    (rendering); create_graph=True keeps the graph for the eikonal loss and the colour net."""
+    with torch.enable_grad():
+        points = points.detach().requires_grad_(True)
+        sdf, feature = sdf_network(points)
+        (gradient,) = torch.autograd.grad(sdf, points, torch.ones_like(sdf),
+                                          create_graph=create_graph)
+    if not create_graph:
+        sdf, feature = sdf.detach(), feature.detach()
+    return sdf, feature, gradient
 
 
 class ColorNetwork(nn.Module):
@@ -173,15 +175,15 @@ class NeuS(nn.Module):
         n_rays = t.shape[0]
         steps = cfg.up_sample_steps
         with torch.no_grad():
-            sdf = self.sdf_network.sdf(
-                (rays_o[:, None] + rays_d[:, None] * t[..., None]).reshape(-1, 3)).reshape(n_rays, -1)
+            sdf = self.sdf_network(
+                (rays_o[:, None] + rays_d[:, None] * t[..., None]).reshape(-1, 3))[0].reshape(n_rays, -1)
             for i in range(steps):
                 new_t = ops.neus_upsample(rays_o, rays_d, t, sdf, cfg.n_importance // steps,
                                           64.0 * 2 ** i)
                 merged = ops.merge_sorted(t, new_t)
                 if i + 1 < steps:  # the SDF at the new samples feeds the next step
-                    new_sdf = self.sdf_network.sdf(
-                        (rays_o[:, None] + rays_d[:, None] * new_t[..., None]).reshape(-1, 3))
+                    new_sdf = self.sdf_network(
+                        (rays_o[:, None] + rays_d[:, None] * new_t[..., None]).reshape(-1, 3))[0]
                     sdf = torch.cat([sdf, new_sdf.reshape(n_rays, -1)], -1).gather(1, merged.index)
                 t = merged.merged
         return t
@@ -233,8 +235,8 @@ class NeuS(nn.Module):
         mid = t + 0.5 * dists
         points = (rays_o[:, None] + rays_d[:, None] * mid[..., None]).reshape(-1, 3)
         dirs = rays_d[:, None].expand(n_rays, n_in, 3).reshape(-1, 3)
-        sdf, feature, gradient = self.sdf_network.sdf_and_gradient(points,
-                                                                   create_graph=torch.is_grad_enabled())
+        sdf, feature, gradient = sdf_and_gradient(self.sdf_network, points,
+                                                  create_graph=torch.is_grad_enabled())
         rgb = self.color_network(points, gradient, dirs, feature).reshape(n_rays, n_in, 3)
         cos = (dirs * gradient).sum(-1).reshape(n_rays, n_in)
         radius = points.detach().norm(dim=-1).reshape(n_rays, n_in)
