@@ -77,6 +77,13 @@ def test_sphere_mesh_lies_on_the_sphere_and_faces_outward():
     assert (vertex_normals(vertices, faces) * radial).sum(1).min() > 0.99
 
 
+def test_level_extracts_an_offset_surface():
+    sphere = SphereSDF()
+    vertices, _ = extract_mesh(sphere, resolution=40, level=0.1)
+    radii = np.linalg.norm(vertices - sphere.center.detach().numpy(), axis=1)
+    np.testing.assert_allclose(radii, sphere.radius + 0.1, atol=0.05 * grid_spacing(40))
+
+
 def test_builtin_scene_mesh_matches_the_exact_surface(builtin_surface):
     shapes = BuiltinShapes()
     resolution = 64
