@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import torch
+
 from . import config as configs
 from .train.precision import PRECISIONS
 
@@ -104,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     mesh = commands.add_parser("mesh", help="a NeuS run's surface as a PLY mesh")
     mesh.add_argument("--run", required=True, help="the run folder of a NeuS run")
-    mesh.add_argument("--resolution", type=int, default=256,
-                      help="marching-cubes grid cells per side (default: 256)")
+    mesh.add_argument("--resolution", type=int,
+                      help="marching-cubes grid points per axis (default: 512 on a GPU, 128 on "
+                           "a CPU)")
     mesh.add_argument("--out", help="PLY file (default: <run>/mesh.ply), world coordinates")
     _add_device(mesh)
     mesh.set_defaults(handler=cmd_mesh)
@@ -116,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "its Chamfer distance to the scene's exact surface (the built-in scene is "
                     "the one whose surface is known), in the normalised unit-sphere frame.")
     chamfer.add_argument("--run", required=True, help="the run folder of a NeuS run")
-    chamfer.add_argument("--resolution", type=int, default=256,
-                         help="marching-cubes grid cells per side (default: 256)")
-    chamfer.add_argument("--points", type=int, default=20_000,
-                         help="points sampled on each surface (default: 20000)")
+    chamfer.add_argument("--resolution", type=int,
+                         help="marching-cubes grid points per axis (default: 512 on a GPU, 128 "
+                              "on a CPU)")
+    chamfer.add_argument("--points", type=int, default=10_000,
+                         help="points sampled on each surface (default: 10000)")
     chamfer.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     _add_device(chamfer)
     chamfer.set_defaults(handler=cmd_chamfer)
@@ -164,6 +168,7 @@ def training_config(args) -> configs.TrainConfig:
 
 def cmd_train(args) -> int:
     from .train import Trainer
+    from .train.log import format_number
 
     config = training_config(args)
     if args.print_config:
@@ -175,14 +180,10 @@ def cmd_train(args) -> int:
                       progress=not args.no_progress)
     summary = trainer.train()
     print(f"trained {config.model} for {summary['step']} steps in {summary['elapsed']:.0f} s "
-          f"on {summary['device']}: loss {_number(summary['loss'], '.4g')}, training PSNR "
-          f"{_number(summary['psnr'], '.2f')} dB, last validation view "
-          f"{_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
+          f"on {summary['device']}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
+          f"{format_number(summary['psnr'], '.2f')} dB, last validation view "
+          f"{format_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
     return 0
-
-
-def _number(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def cmd_eval(args) -> int:
@@ -200,51 +201,50 @@ def cmd_eval(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from .train.precision import precision_context
     from .train.run import load_run
-    from .train.video import render_path_frames, write_video
+    from .train.scenes import render_settings
+    from .video import render_video
 
     run = load_run(args.run, args.device, args.backend, args.precision)
-    if args.fps < 1:
-        raise ValueError(f"--fps must be >= 1, got {args.fps}")
-    frames = render_path_frames(run.model, run.scene, args.frames, backend=run.backend,
-                                precision=run.precision, device=run.device)
-    path, notice = write_video(frames, args.out or run.run_dir / "video.mp4", fps=args.fps)
-    if notice:
-        print(f"fastfield render: {notice}", file=sys.stderr)
-    print(f"wrote {len(frames)} frames to {path}")
+    path = run.scene.render_path
+    n_frames = len(path) if args.frames is None else args.frames
+    if not 1 <= n_frames <= len(path):
+        raise ValueError(f"--frames must be between 1 and {len(path)} (the frames of this "
+                         f"scene's render path), got {n_frames}")
+    # Evenly spaced along the path, so a short video still goes all the way round.
+    frames = path[torch.linspace(0, len(path) - 1, n_frames).round().long()]
+    with precision_context(run.precision, run.device):
+        written = render_video(run.model, frames, args.out or run.run_dir / "video.mp4",
+                               fps=args.fps, backend=run.backend, device=run.device,
+                               **render_settings(run.scene, run.device))
+    print(f"wrote {n_frames} frames to {written}")
     return 0
 
 
-def _neus_run(args, load_scene: bool):
+def cmd_mesh(args) -> int:
+    from .mesh import extract_mesh, vertex_normals, write_ply
     from .train.run import load_run
 
-    if args.resolution < 2:
-        raise ValueError(f"--resolution must be >= 2, got {args.resolution}")
-    run = load_run(args.run, args.device, load_scene=load_scene)
+    run = load_run(args.run, args.device)
     if run.config.model != "neus":
         raise ValueError(f"{run.run_dir} trained a {run.config.model} model; meshes come from "
                          f"a NeuS run (an SDF): train a neus-* preset")
-    return run
-
-
-def cmd_mesh(args) -> int:
-    from .mesh import extract_mesh, write_ply
-
-    run = _neus_run(args, load_scene=True)
     vertices, faces = extract_mesh(run.model, args.resolution, scale_mat=run.scene.scale_mat,
                                    device=run.device)
     out = Path(args.out) if args.out else run.run_dir / "mesh.ply"
-    write_ply(out, vertices, faces)
-    print(f"wrote {len(vertices)} vertices and {len(faces)} faces to {out}")
+    write_ply(out, vertices, faces, normals=vertex_normals(vertices, faces))
+    print(f"wrote {len(vertices)} vertices and {len(faces)} faces (world coordinates) to {out}")
     return 0
 
 
 def cmd_chamfer(args) -> int:
-    from .train.surface import builtin_chamfer
+    from .train.run import load_run
+    from .train.surface import score_builtin_surface
 
-    run = _neus_run(args, load_scene=False)
-    result = builtin_chamfer(run.model, run.config, args.resolution, args.points, args.seed,
-                             run.device)
+    run = load_run(args.run, args.device, load_scene=False)
+    result = score_builtin_surface(run.model, run.config, args.resolution, args.points,
+                                   args.seed, run.device)
     print(json.dumps(result))
     return 0
 

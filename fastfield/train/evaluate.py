@@ -13,12 +13,10 @@ from tqdm.auto import tqdm
 
 from ..data import Scene
 from ..render import render_image
+from ..video import depth_to_uint8, normal_to_uint8, to_uint8
 from .metrics import psnr, ssim
 from .precision import precision_context
 from .scenes import render_settings, split_note
-
-# Pixels whose accumulated opacity is below this show as background in depth/normal maps.
-VISIBLE_ACC = 0.5
 
 
 def render_view(model: nn.Module, scene: Scene, split: str, index: int, *, backend: str,
@@ -33,38 +31,13 @@ def render_view(model: nn.Module, scene: Scene, split: str, index: int, *, backe
     return {key: value.float() for key, value in out.items()}
 
 
-def to_uint8(image: Tensor) -> np.ndarray:
-    """[H, W, C] (or [H, W]) values in [0, 1] -> uint8 numpy for PNG."""
-    return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-
-def depth_image(depth: Tensor, acc: Tensor) -> np.ndarray:
-    """[H, W] depth -> uint8 [H, W, 3] grey, near bright, far dark, normalised between the 1st
-    and 99th percentile of the visible pixels (acc > VISIBLE_ACC); the rest black."""
-    depth, visible = depth.detach().float().cpu(), acc.detach().cpu() > VISIBLE_ACC
-    grey = torch.zeros_like(depth)
-    if visible.any():
-        values = depth[visible]
-        low, high = torch.quantile(values, 0.01), torch.quantile(values, 0.99)
-        scaled = 1.0 - (depth - low) / (high - low).clamp_min(1e-8)
-        grey = torch.where(visible, 0.1 + 0.9 * scaled.clamp(0, 1), grey)
-    return to_uint8(grey[..., None].expand(*grey.shape, 3))
-
-
-def normal_image(normal: Tensor, acc: Tensor) -> np.ndarray:
-    """[H, W, 3] world-space normals -> uint8 RGB (n + 1) / 2 of the unit normal; pixels with
-    acc <= VISIBLE_ACC black."""
-    normal = normal.detach().float().cpu()
-    unit = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    visible = (acc.detach().cpu() > VISIBLE_ACC)[..., None]
-    return to_uint8(torch.where(visible, unit * 0.5 + 0.5, torch.zeros_like(unit)))
-
-
-def view_panels(out: Dict[str, Tensor]) -> Dict[str, np.ndarray]:
-    """The PNG-ready uint8 [H, W, 3] images of one rendered view: rgb, depth, normal (NeuS)."""
-    panels = {"rgb": to_uint8(out["rgb"]), "depth": depth_image(out["depth"], out["acc"])}
+def view_panels(out: Dict[str, Tensor], c2w: Tensor) -> Dict[str, np.ndarray]:
+    """The PNG-ready uint8 [H, W, 3] images of one rendered view: rgb, depth (grey, near
+    bright) and, for NeuS, normals in the camera's frame (as NeuS shows them); ``c2w`` [3, 4]
+    is the view's camera."""
+    panels = {"rgb": to_uint8(out["rgb"]), "depth": depth_to_uint8(out["depth"], out["acc"])}
     if "normal" in out:
-        panels["normal"] = normal_image(out["normal"], out["acc"])
+        panels["normal"] = normal_to_uint8(out["normal"], c2w)
     return panels
 
 
@@ -99,7 +72,7 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
         records.append({"index": index, "name": name, "psnr": psnr(rendered, target),
                         "ssim": ssim(rendered, target)})
         if out_dir is not None:
-            for kind, image in view_panels(out).items():
+            for kind, image in view_panels(out, views.cameras.c2w[index]).items():
                 iio.imwrite(out_dir / f"{name}_{kind}.png", image)
     result = {"scene": scene.name, "split": split, "n_views": len(views),
               "note": split_note(scene, split),

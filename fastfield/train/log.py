@@ -15,6 +15,11 @@ METRICS_NAME = "metrics.jsonl"
 CURVE_NAME = "training_curve.png"
 
 
+def format_number(value, spec: str) -> str:
+    """``format(value, spec)``, or "n/a" for None (a run with no record yet)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def read_records(path) -> List[Dict[str, Any]]:
     """The JSON records of a metrics.jsonl file ([] when it does not exist). A last line cut
     short by a crash is skipped."""

@@ -24,6 +24,14 @@ def psnr(image: Tensor, target: Tensor) -> float:
     return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
 
+def mean_colour_psnr(images: Tensor) -> float:
+    """The baseline a model must beat: the mean over views of the PSNR of predicting each view
+    by its own mean colour. images: [n, H, W, 3] uint8."""
+    views = images.double() / 255.0
+    flat = views.mean(dim=(1, 2), keepdim=True).expand_as(views)
+    return sum(psnr(prediction, view) for prediction, view in zip(flat, views)) / len(views)
+
+
 def _gaussian_window(device) -> Tensor:
     radius = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)

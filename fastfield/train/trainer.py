@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import imageio.v3 as iio
 import numpy as np
@@ -26,7 +26,7 @@ from .batching import PixelSampler
 from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_path, config_differences,
                          load_checkpoint, load_model_state, save_atomic)
 from .device import resolve_device
-from .evaluate import render_view, to_uint8, view_panels
+from .evaluate import render_view, view_panels
 from .log import TrainingLog
 from .metrics import psnr
 from .precision import check_precision, precision_context, precision_notice
@@ -44,8 +44,8 @@ class Trainer:
         config: the run's configuration (copied).
         out_dir: the run folder. Without ``resume`` it must not hold a checkpoint yet.
         device: "cpu", "cuda", "cuda:N", "auto" or a torch.device.
-        backend: "kernels" or "reference" (see fastfield.render.backend_ops). None: the checkpoint's when
-            resuming, else "kernels".
+        backend: "kernels" or "reference" (see fastfield.render.backend_ops). None: the
+            checkpoint's when resuming, else "kernels".
         precision: "fp32", "tf32" or "bf16" (see fastfield.train.precision). None: the
             checkpoint's when resuming, else "fp32".
         resume: continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same random
@@ -58,7 +58,7 @@ class Trainer:
         self.config = config = copy.deepcopy(config)
         self.out_dir = Path(out_dir)
         self.progress = progress
-        self.notices = []
+        self.notices: List[str] = []  # shown when training starts
         _check_training_config(config)
         self.checkpoint_path = checkpoint_path(self.out_dir)
         payload = self._read_resume_checkpoint(resume)
@@ -67,8 +67,9 @@ class Trainer:
             precision or (payload["precision"] if payload else DEFAULT_PRECISION))
         backend_ops(self.backend)  # ValueError for an unknown backend, before any work
         self.device = resolve_device(device, self.backend)
-        if precision_notice(self.precision, self.device):
-            self.notices.append(precision_notice(self.precision, self.device))
+        notice = precision_notice(self.precision, self.device)
+        if notice:
+            self.notices.append(notice)
 
         self.scene = load_config_scene(config.data)
         check_scene_for_model(self.scene, config)
@@ -106,8 +107,9 @@ class Trainer:
         exists = self.checkpoint_path.is_file()
         if not resume:
             if exists:
-                raise ValueError(f"{self.out_dir} already holds a run ({self.checkpoint_path.name}); "
-                                 f"resume it (--resume) or choose another output folder")
+                raise ValueError(f"{self.out_dir} already holds a run "
+                                 f"({self.checkpoint_path.name}); resume it (--resume) or "
+                                 f"choose another output folder")
             return None
         if not exists:
             raise ValueError(f"{self.out_dir}: no {self.checkpoint_path.name} to resume from")
@@ -205,7 +207,7 @@ class Trainer:
                           precision=self.precision, device=self.device)
         target = views.images[index]
         value = psnr(out["rgb"].clamp(0, 1).cpu(), target.float() / 255.0)
-        panels = [target.numpy(), *view_panels(out).values()]
+        panels = [target.numpy(), *view_panels(out, views.cameras.c2w[index]).values()]
         path = self.out_dir / "val" / f"step_{self.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         iio.imwrite(path, np.concatenate(panels, axis=1))
