@@ -19,7 +19,7 @@ from fastfield.train.log import read_records
 from fastfield.train.scenes import split_note
 from training_helpers import tiny_config
 
-BACKEND = "reference"  # DEV: kernels once merged
+BACKEND = "kernels"
 
 
 def make_trainer(config, out_dir, **kwargs) -> Trainer:
