@@ -310,7 +310,8 @@ def test_ssim_and_psnr_match_skimage():
 
 @pytest.mark.parametrize("name", ["nerf-small", "neus-small"])
 def test_evaluate_reports_each_view_and_writes_images(name, tmp_path):
-    trainer = make_trainer(tiny_config(name, 1), tmp_path / "run")
+    masks = ["data.use_masks=true"] if name == "neus-small" else []  # adds the masked PSNR
+    trainer = make_trainer(tiny_config(name, 1, *masks), tmp_path / "run")
     result = evaluate(trainer.model, trainer.scene, "test", tmp_path / "eval", backend=BACKEND,
                       progress=False)
     views = trainer.scene.split("test")
@@ -323,6 +324,12 @@ def test_evaluate_reports_each_view_and_writes_images(name, tmp_path):
         for kind in kinds:
             assert (tmp_path / "eval" / f"{view['name']}_{kind}.png").is_file()
     assert result["note"] == split_note(trainer.scene, "test")
+    if masks:
+        masked = [v["psnr_masked"] for v in result["views"]]
+        assert result["mean_psnr_masked"] == pytest.approx(np.mean(masked))
+        assert all(masked_psnr != v["psnr"] for masked_psnr, v in zip(masked, result["views"]))
+    else:
+        assert "mean_psnr_masked" not in result
 
 
 def test_split_notes_say_what_the_views_are():

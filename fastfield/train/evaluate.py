@@ -54,13 +54,16 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
     Returns:
         {"scene", "split", "n_views", "note" (what the views are: a subset, held in or out),
         "mean_psnr", "mean_ssim", "views": [{"index", "name", "psnr", "ssim"}], "backend",
-        "precision"}. PSNR is computed per view, then averaged.
+        "precision"}. PSNR is computed per view, then averaged. NeuS scenes loaded with masks
+        also get "psnr_masked" per view (over the pixels with mask > 0.5, as NeuS reports its
+        PSNR when training with masks) and "mean_psnr_masked".
     """
     device = device or next(model.parameters()).device
     views = scene.split(split)
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    masked = scene.kind == "neus" and views.masks is not None
     records = []
     for index in tqdm(range(len(views)), desc=f"eval {split}", disable=not progress,
                       file=sys.stderr, leave=False):
@@ -69,8 +72,12 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
         target = views.images[index].float() / 255.0
         rendered = out["rgb"].clamp(0, 1).cpu()
         name = Path(views.names[index]).stem
-        records.append({"index": index, "name": name, "psnr": psnr(rendered, target),
-                        "ssim": ssim(rendered, target)})
+        record = {"index": index, "name": name, "psnr": psnr(rendered, target),
+                  "ssim": ssim(rendered, target)}
+        if masked:  # NeuS's PSNR with masks: over the object's pixels only
+            inside = views.masks[index] > 0.5
+            record["psnr_masked"] = psnr(rendered[inside], target[inside])
+        records.append(record)
         if out_dir is not None:
             for kind, image in view_panels(out, views.cameras.c2w[index]).items():
                 iio.imwrite(out_dir / f"{name}_{kind}.png", image)
@@ -78,6 +85,8 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
               "note": split_note(scene, split),
               "mean_psnr": float(np.mean([r["psnr"] for r in records])),
               "mean_ssim": float(np.mean([r["ssim"] for r in records])),
+              **({"mean_psnr_masked": float(np.mean([r["psnr_masked"] for r in records]))}
+                 if masked else {}),
               "views": records, "backend": backend, "precision": precision, **(info or {})}
     if out_dir is not None:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
