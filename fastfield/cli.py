@@ -49,7 +49,10 @@ def _add_backend_precision(parser, what: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fastfield", description=__doc__.split("\n\n")[0],
+    parser = _Parser(prog="fastfield",
+                     description="NeRF and NeuS radiance fields on fused C++/CUDA kernels. "
+                                 "Start with 'fastfield demo'; 'fastfield COMMAND --help' "
+                                 "explains each command.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="presets:\n  " + configs.describe().replace("\n", "\n  "))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
