@@ -66,11 +66,13 @@ def near_far_sphere(origins: Tensor, directions: Tensor, radius: float = 1.0,
     "neus": closest approach t_mid = -(o.d)/(d.d), near/far = t_mid -/+ radius, hit where the
     closest approach lies within the sphere. "exact": the intersections, near clamped at 0;
     rays that miss (or whose sphere lies behind them) get near = far = max(t_mid, 0), hit False.
+    The squared distance of the closest approach is |o + t_mid d|^2 (o.o - (o.d)^2/(d.d)
+    cancels catastrophically for origins far from the sphere).
     """
     a = (directions * directions).sum(-1)
     b = (origins * directions).sum(-1)
     t_mid = -b / a
-    closest_sq = (origins * origins).sum(-1) - b * b / a
+    closest_sq = (origins + t_mid[:, None] * directions).square().sum(-1)
     if mode == "neus":
         return NearFar(t_mid - radius, t_mid + radius, closest_sq <= radius * radius)
     if mode != "exact":
@@ -85,20 +87,28 @@ def near_far_sphere(origins: Tensor, directions: Tensor, radius: float = 1.0,
 
 
 def near_far_aabb(origins: Tensor, directions: Tensor, aabb: Tensor) -> NearFar:
-    """Slab intersection with ``aabb`` = (xmin, ymin, zmin, xmax, ymax, zmax); near clamped at 0.
+    """Slab intersection with the closed box ``aabb`` = (xmin, ymin, zmin, xmax, ymax, zmax);
+    near clamped at 0.
 
-    Rays that miss get near = far = 0 and hit False.
+    A ray parallel to a slab (zero direction component) is inside it for every t when its
+    origin lies in the slab, faces included, and never otherwise. Rays that miss get
+    near = far = 0 and hit False; rays with a NaN coordinate get near = far = NaN, hit False.
     """
+    lo, hi = aabb[:3], aabb[3:]
     inv_d = 1.0 / directions
-    t0 = (aabb[:3] - origins) * inv_d
-    t1 = (aabb[3:] - origins) * inv_d
-    # fmin/fmax drop the NaN of 0 * inf (origin on a slab plane, direction parallel to it).
-    near = torch.fmax(torch.fmin(t0, t1).nan_to_num(nan=-torch.inf).amax(-1),
-                      torch.zeros_like(origins[:, 0]))
-    far = torch.fmax(t0, t1).nan_to_num(nan=torch.inf).amin(-1)
+    t_lo = (lo - origins) * inv_d
+    t_hi = (hi - origins) * inv_d
+    parallel = directions == 0
+    in_slab = (origins >= lo) & (origins <= hi)
+    inf = torch.full_like(t_lo, torch.inf)
+    enter = torch.where(parallel, torch.where(in_slab, -inf, inf), torch.minimum(t_lo, t_hi))
+    leave = torch.where(parallel, torch.where(in_slab, inf, -inf), torch.maximum(t_lo, t_hi))
+    near = enter.amax(-1).clamp_min(0.0)
+    far = leave.amin(-1)
     hit = far >= near
-    zero = torch.zeros_like(near)
-    return NearFar(torch.where(hit, near, zero), torch.where(hit, far, zero), hit)
+    has_nan = (origins.isnan() | directions.isnan()).any(-1)
+    miss = torch.where(has_nan, torch.full_like(near, torch.nan), torch.zeros_like(near))
+    return NearFar(torch.where(hit, near, miss), torch.where(hit, far, miss), hit)
 
 
 # ----------------------------------------------------------------------------- sampling

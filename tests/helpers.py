@@ -1,4 +1,5 @@
 """Helpers shared by the tests: comparisons for kernel outputs, the real-scene locations."""
+import math
 import os
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def assert_close_per_ray(actual: torch.Tensor, expected: torch.Tensor, rtol: flo
     (p + 1e-5) / (c + 1e-5) amplify that for single samples, but never relative to the ray.
     """
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    actual = actual.detach().to("cpu", torch.float64).reshape(actual.shape[0], -1)
-    expected = expected.detach().to("cpu", torch.float64).reshape(expected.shape[0], -1)
+    per_ray = math.prod(actual.shape[1:])  # explicit, so that zero rays reshape too
+    actual = actual.detach().to("cpu", torch.float64).reshape(actual.shape[0], per_ray)
+    expected = expected.detach().to("cpu", torch.float64).reshape(expected.shape[0], per_ray)
     scale = expected.norm(dim=1, keepdim=True)
     bad = (actual - expected).abs() > rtol * scale + atol
     assert not bad.any(), (

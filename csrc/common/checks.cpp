@@ -101,11 +101,15 @@ void check_ray_offsets(const char* op, const at::Tensor& offsets, int64_t n_samp
 
 void check_index_range(const char* op, const at::Tensor& ids, const char* name, int64_t bound) {
   if (!value_checks_enabled(ids) || ids.numel() == 0) return;
-  const at::Tensor host = ids.is_cpu() ? ids.contiguous() : ids.cpu().contiguous();
-  const int64_t* data = host.data_ptr<int64_t>();
-  for (int64_t i = 0; i < host.numel(); ++i) {
-    TORCH_CHECK_VALUE(data[i] >= 0 && data[i] < bound, op, ": ", name, " must lie in [0, ",
-                      bound, "), found ", data[i]);
+  // A 1-D view (often a column of a larger tensor) is read in place, without a copy.
+  const at::Tensor host = ids.is_cpu() ? ids : ids.cpu();
+  const at::Tensor flat = host.dim() == 1 ? host : host.contiguous().view({-1});
+  const int64_t* data = flat.data_ptr<int64_t>();
+  const int64_t stride = flat.stride(0);
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    const int64_t id = data[i * stride];
+    TORCH_CHECK_VALUE(id >= 0 && id < bound, op, ": ", name, " must lie in [0, ", bound,
+                      "), found ", id);
   }
 }
 

@@ -1,4 +1,5 @@
 """Argument handling shared by the op wrappers: dtype policy, scalars to tensors, kernels present."""
+import operator
 from typing import Optional, Sequence, Union
 
 import torch
@@ -33,6 +34,19 @@ def float_inputs(op: str, *tensors: Optional[Tensor]) -> Sequence[Optional[Tenso
 def require_tensor(op: str, name: str, value) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"fastfield.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def int_at_least(op: str, name: str, value, minimum: int) -> int:
+    """``value`` as an int (anything with __index__): TypeError if it is not integral,
+    ValueError if it is below ``minimum``."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        message = f"fastfield.{op}: {name} must be an int, got {type(value).__name__}"
+        raise TypeError(message) from None
+    if value < minimum:
+        raise ValueError(f"fastfield.{op}: {name} must be >= {minimum}, got {value}")
     return value
 
 
