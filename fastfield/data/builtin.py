@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._atomic import atomic_path
 from ..reference import generate_rays, near_far_sphere
 from ._io import to_uint8
 from .blender import load_blender
@@ -255,11 +256,8 @@ class _FileWriter:
         self.root, self.files = root, []
 
     def save(self, relative: str, write: Callable[[Path], None]):
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        write(temporary)
-        os.replace(temporary, path)
+        with atomic_path(self.root / relative) as temporary:
+            write(temporary)
         self.files.append(relative)
 
 
