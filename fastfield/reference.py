@@ -267,7 +267,13 @@ def composite_sdf(sdf: Tensor, cos: Tensor, dists: Tensor, inv_s: Tensor, rgb: T
 def neus_upsample(rays_o: Tensor, rays_d: Tensor, t: Tensor, sdf: Tensor, n_new: int,
                   inv_s: float) -> Tensor:
     """NeuS ``up_sample``: n_new new t [n_rays, n_new] ascending, from SDF values at t."""
-    n_rays = t.shape[0]
+    weights = neus_upsample_weights(rays_o, rays_d, t, sdf, inv_s)
+    return sample_pdf(t, weights, n_new, det="midpoint").reshape(t.shape[0], n_new)
+
+
+def neus_upsample_weights(rays_o: Tensor, rays_d: Tensor, t: Tensor, sdf: Tensor,
+                          inv_s: float) -> Tensor:
+    """The section weights [n_rays, n - 1] that NeuS ``up_sample`` passes to ``sample_pdf``."""
     pts = rays_o[:, None, :] + rays_d[:, None, :] * t[..., :, None]
     radius = torch.linalg.norm(pts, ord=2, dim=-1, keepdim=False)
     inside_sphere = (radius[:, :-1] < 1.0) | (radius[:, 1:] < 1.0)
@@ -284,5 +290,4 @@ def neus_upsample(rays_o: Tensor, rays_d: Tensor, t: Tensor, sdf: Tensor, n_new:
     prev_cdf = torch.sigmoid(prev_esti_sdf * inv_s)
     next_cdf = torch.sigmoid(next_esti_sdf * inv_s)
     alpha = (prev_cdf - next_cdf + 1e-5) / (prev_cdf + 1e-5)
-    weights = _neus_weights(alpha)
-    return sample_pdf(t, weights, n_new, det="midpoint").reshape(n_rays, n_new)
+    return _neus_weights(alpha)

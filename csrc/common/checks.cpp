@@ -1,11 +1,14 @@
 #include "checks.h"
 
+#include <ATen/Dispatch.h>
 #include <c10/util/Exception.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <sstream>
 #include <string>
+
+#include "math.h"
 
 namespace fastfield {
 namespace {
@@ -111,6 +114,36 @@ void check_index_range(const char* op, const at::Tensor& ids, const char* name, 
     TORCH_CHECK_VALUE(id >= 0 && id < bound, op, ": ", name, " must lie in [0, ", bound,
                       "), found ", id);
   }
+}
+
+void check_rows_ascending(const char* op, const at::Tensor& t, const char* name) {
+  if (!value_checks_enabled(t) || t.dim() == 0 || t.numel() == 0) return;
+  const at::Tensor host = t.is_cpu() ? t.contiguous() : t.cpu().contiguous();
+  const int64_t n = host.size(-1);
+  const int64_t rows = host.numel() / n;
+  AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "check_rows_ascending", [&] {
+    const scalar_t* data = host.data_ptr<scalar_t>();
+    // A branch-free pass that vectorises finds whether any row descends; only then look where.
+    int descends = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const scalar_t* row = data + r * n;
+      for (int64_t k = 1; k < n; ++k) descends |= sorts_before(row[k], row[k - 1]);
+    }
+    if (!descends) return;
+    for (int64_t r = 0; r < rows; ++r) {
+      const scalar_t* row = data + r * n;
+      for (int64_t k = 1; k < n; ++k) {
+        if (!sorts_before(row[k], row[k - 1])) continue;
+        std::ostringstream where;
+        where << name << "[";
+        if (host.dim() > 1) where << r << ", ";
+        where << k;
+        TORCH_CHECK_VALUE(false, op, ": ", name, " must be ascending along its last dimension ",
+                          "(NaN last), but ", where.str(), "] = ", row[k], " comes after ",
+                          row[k - 1]);
+      }
+    }
+  });
 }
 
 }  // namespace fastfield

@@ -34,4 +34,8 @@ void check_ray_offsets(const char* op, const at::Tensor& offsets, int64_t n_samp
 // Every entry of the int64 tensor `ids` lies in [0, bound) (runs when value checks are enabled).
 void check_index_range(const char* op, const at::Tensor& ids, const char* name, int64_t bound);
 
+// Every row of the float tensor t (along its last dimension) is ascending in torch.sort's order,
+// NaN last (runs when value checks are enabled).
+void check_rows_ascending(const char* op, const at::Tensor& t, const char* name);
+
 }  // namespace fastfield

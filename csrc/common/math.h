@@ -23,6 +23,19 @@ FF_HOST_DEVICE FF_INLINE scalar_t clip_keep_nan(scalar_t x, scalar_t lo, scalar_
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
+// min that lets NaN through from either side, as torch.minimum does (std::fmin would drop it).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t minimum_keep_nan(scalar_t a, scalar_t b) {
+  return (a < b || a != a) ? a : b;
+}
+
+// x goes before y in torch.sort's ascending order, which puts NaN last. Branch-free, so loops
+// over it vectorise.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE bool sorts_before(scalar_t x, scalar_t y) {
+  return (x < y) | ((y != y) & (x == x));
+}
+
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE scalar_t relu(scalar_t x) {
   return x > scalar_t(0) ? x : scalar_t(0);

@@ -17,11 +17,13 @@ def sorted_uniform(n_rays: int, n: int, like: Tensor,
     """[n_rays, n] ascending rows, distributed exactly as ``sort(rand(n_rays, n))``.
 
     Uses the order-statistics identity U_(k) = S_k / S_(n+1), S the partial sums of n + 1
-    standard exponentials: O(n) per row instead of a sort.
+    standard exponentials: O(n) per row instead of a sort. The exponentials are -log(1 - V)
+    for uniform V, negated only implicitly (S_k / S_(n+1) is a ratio of two sums of the same
+    sign); Tensor.exponential_ on CPU draws one double and a scalar log1p per value, about 5x
+    slower than torch.rand plus a vectorised log1p.
     """
-    e = torch.empty((n_rays, n + 1), dtype=like.dtype, device=like.device)
-    e.exponential_(generator=generator)
-    s = e.cumsum(-1)
+    log_complement = uniform((n_rays, n + 1), like, generator).neg_().log1p_()  # log(1 - V) <= 0
+    s = log_complement.cumsum(-1)
     return s[:, :n] / s[:, n:]
 
 
@@ -35,7 +37,8 @@ def pdf_quantiles(n_rays: int, n: int, det: Union[bool, str], u: Optional[Tensor
     if det is True or det == "linspace":
         return torch.linspace(0.0, 1.0, n, dtype=like.dtype, device=like.device)
     if det == "midpoint":
-        return torch.linspace(0.5 / n, 1.0 - 0.5 / n, n, dtype=like.dtype, device=like.device)
+        half_step = 0.5 / max(n, 1)  # n == 0: an empty row
+        return torch.linspace(half_step, 1.0 - half_step, n, dtype=like.dtype, device=like.device)
     if det is not False:
         raise ValueError(f"det must be False, True, 'linspace' or 'midpoint', got {det!r}")
     if u is None:

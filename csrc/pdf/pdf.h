@@ -1,0 +1,270 @@
+// Inverse-CDF sampling (sample_pdf, neus_upsample) and the sorted merge (merge_sorted): the math
+// of one ray, shared by the CPU driver (pdf_cpu.cpp) and the CUDA driver (pdf_cuda.cu).
+//
+// sample_pdf (nerf-pytorch), for the n_bins weights w of a ray, its bin edges b[0..n_bins] and
+// ascending quantiles u:
+//
+//   pdf_i = (w_i + 1e-5) / sum_k (w_k + 1e-5),   cdf_0 = 0,   cdf_{i+1} = cdf_i + pdf_i
+//   j = #{k : cdf_k <= u}                                       (searchsorted, right side)
+//   lo = max(j - 1, 0),  hi = min(j, n_bins),  denom = cdf_hi - cdf_lo, 1 where < 1e-5
+//   sample = b_lo + (u - cdf_lo) / denom * (b_hi - b_lo)
+//
+// u ascending makes j non-decreasing, so one merge walk over bins and quantiles inverts the CDF
+// in O(n_bins + n_samples) per ray: a first pass sums the weights, the second advances a running
+// CDF while it emits the samples. No CDF is stored and no scratch memory is needed. A quantile
+// below the bin the walk stands in (unsorted u, which only the CPU value check rejects) restarts
+// the walk from bin 0, so every quantile still gets its exact inverse CDF.
+//
+// Rounding follows the reference: pdf in the input dtype; the CDF accumulated in double and
+// rounded to the input dtype after each bin, as torch.cumsum does on CPU; the normaliser
+// accumulated in double and rounded once (torch.sum's float32 cascade can differ from it by an
+// ulp, see fastfield/ops/pdf.py for what that means at the 1e-5 threshold).
+//
+// The walk takes its weights from a weight source: StoredWeights reads them (sample_pdf),
+// NeusWeights computes them from the SDF on the fly (neus_upsample, NeuS `up_sample`):
+//
+//   slope_k = (sdf_{k+1} - sdf_k) / (t_{k+1} - t_k + 1e-5)                section k = [t_k, t_{k+1}]
+//   cos_k = clip(min(slope_{k-1}, slope_k), -1e3, 0) * inside_k          slope_{-1} = 0
+//   inside_k = |o + t_k d| < 1 or |o + t_{k+1} d| < 1
+//   mid_k = (sdf_k + sdf_{k+1}) / 2,   sdf_k^{prev, next} = mid_k -/+ cos_k (t_{k+1} - t_k) / 2
+//   p_k = sigmoid(sdf^prev inv_s),  n_k = sigmoid(sdf^next inv_s),  alpha_k = (p - n + 1e-5) / (p + 1e-5)
+//   w_k = alpha_k T_k,   T_k = prod_{j<k} (1 - alpha_j + 1e-7)   (accumulated in double, as
+//                                                                   torch.cumprod on CPU)
+//
+// merge_sorted: the stable merge of two ascending rows, a before b on ties, NaN last (the order
+// of torch.sort), with the position of every merged value in cat([a, b]).
+#pragma once
+
+#include <cstdint>
+
+#include "../common/host_device.h"
+#include "../common/math.h"
+
+namespace fastfield {
+
+// ------------------------------------------------------------------------------ weight sources
+// A weight source streams the n_bins weights of one ray in order: restart() goes back to bin 0,
+// next() returns the weight of the next bin. invert_cdf_ray calls next() at most n_bins times
+// between two restarts, so a source needs no bounds checks of its own.
+
+template <typename scalar_t>
+struct StoredWeights {
+  const scalar_t* __restrict__ weights;  // [n_bins] of one ray
+  int64_t bin;
+  FF_HOST_DEVICE FF_INLINE void restart() { bin = 0; }
+  FF_HOST_DEVICE FF_INLINE scalar_t next() { return weights[bin++]; }
+};
+
+// The NeuS section terms of one ray, from the SDF at its n sample positions.
+template <typename scalar_t, typename Exp>
+struct NeusSections {
+  const scalar_t* __restrict__ t;    // [n]
+  const scalar_t* __restrict__ sdf;  // [n]
+  const scalar_t* __restrict__ origin;     // [3]
+  const scalar_t* __restrict__ direction;  // [3]
+  scalar_t inv_s;
+  Exp exp_fn;
+
+  // Sample i lies inside the unit sphere: |o + t_i d| < 1. For a correctly rounded sqrt,
+  // sqrt(r2) < 1 holds exactly when r2 < 1 (the largest float below 1 has its root below the
+  // rounding midpoint under 1), so the squared norm decides as the reference's norm does,
+  // without a sqrt that would keep the CPU bulk pass from vectorising.
+  FF_HOST_DEVICE FF_INLINE bool inside(int64_t i) const {
+    const scalar_t x = origin[0] + direction[0] * t[i];
+    const scalar_t y = origin[1] + direction[1] * t[i];
+    const scalar_t z = origin[2] + direction[2] * t[i];
+    return x * x + y * y + z * z < scalar_t(1);
+  }
+
+  FF_HOST_DEVICE FF_INLINE scalar_t slope(int64_t k) const {
+    return (sdf[k + 1] - sdf[k]) / (t[k + 1] - t[k] + scalar_t(1e-5));
+  }
+
+  // alpha of section k given the raw slope of section k - 1 (0 for the first section).
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t k, scalar_t prev_slope) const {
+    const bool in_sphere = inside(k) | inside(k + 1);  // no branch: the CPU bulk pass vectorises
+    const scalar_t cos = clip_keep_nan(minimum_keep_nan(prev_slope, slope(k)), scalar_t(-1e3),
+                                       scalar_t(0)) *
+                         scalar_t(in_sphere ? 1 : 0);
+    const scalar_t mid = (sdf[k] + sdf[k + 1]) * scalar_t(0.5);
+    const scalar_t half_step = cos * (t[k + 1] - t[k]) * scalar_t(0.5);
+    const scalar_t prev_cdf = sigmoid((mid - half_step) * inv_s, exp_fn);
+    const scalar_t next_cdf = sigmoid((mid + half_step) * inv_s, exp_fn);
+    return (prev_cdf - next_cdf + scalar_t(1e-5)) / (prev_cdf + scalar_t(1e-5));
+  }
+
+  FF_HOST_DEVICE FF_INLINE scalar_t operator()(int64_t k) const {
+    return alpha(k, k > 0 ? slope(k - 1) : scalar_t(0));
+  }
+};
+
+// alpha of section k read from a table (CPU bulk pass); table[0] is section 0 of the ray.
+template <typename scalar_t>
+struct AlphaTable {
+  const scalar_t* __restrict__ table;
+  FF_HOST_DEVICE FF_INLINE scalar_t operator()(int64_t k) const { return table[k]; }
+};
+
+// NeuS weights w_k = alpha_k T_k from an alpha source (NeusSections or AlphaTable).
+template <typename scalar_t, typename Alpha>
+struct NeusWeights {
+  Alpha alpha;
+  int64_t section;
+  double transmittance;
+  FF_HOST_DEVICE FF_INLINE void restart() {
+    section = 0;
+    transmittance = 1;
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t next() {
+    const scalar_t a = alpha(section++);
+    const scalar_t w = a * static_cast<scalar_t>(transmittance);
+    transmittance *= static_cast<double>(scalar_t(1) - a + scalar_t(1e-7));
+    return w;
+  }
+};
+
+// ------------------------------------------------------------------------------ the walk
+
+// Writes the n_samples inverse-CDF samples of one ray. `weights` is a weight source over n_bins
+// bins, bins [n_bins + 1] the bin edges, u [n_samples] the quantiles (ascending; anything else
+// stays in bounds, see above).
+template <typename scalar_t, typename Source>
+FF_HOST_DEVICE FF_INLINE void invert_cdf_ray(Source& weights, int64_t n_bins,
+                                             const scalar_t* __restrict__ bins,
+                                             const scalar_t* __restrict__ u, int64_t n_samples,
+                                             scalar_t* __restrict__ out) {
+  const scalar_t eps = scalar_t(1e-5);
+  double total = 0;
+  weights.restart();
+  for (int64_t i = 0; i < n_bins; ++i) total += static_cast<double>(weights.next() + eps);
+  const scalar_t norm = static_cast<scalar_t>(total);
+
+  // The walk stands at `reached` = #{k : cdf_k <= q} for the quantiles q it emits there:
+  // cdf_below = cdf[reached - 1] (0 while reached == 0), cdf_reached = cdf[reached] while
+  // reached <= n_bins, and `running` is the double sum behind cdf_reached. Bin-major: the
+  // constants of a bin are set up once, then all of its quantiles are emitted in a tight loop.
+  int64_t reached = 0;
+  double running = 0;
+  scalar_t cdf_below = 0, cdf_reached = 0;
+  weights.restart();
+  int64_t s = 0;
+  while (s < n_samples) {
+    const bool past_end = reached > n_bins;
+    const int64_t lo = reached > 0 ? reached - 1 : 0;
+    const int64_t hi = past_end ? n_bins : reached;
+    scalar_t denom = (past_end ? cdf_below : cdf_reached) - cdf_below;
+    denom = denom < eps ? scalar_t(1) : denom;
+    const scalar_t bin_lo = bins[lo], bin_width = bins[hi] - bins[lo];
+    for (; s < n_samples; ++s) {
+      const scalar_t q = u[s];
+      const bool beyond = !past_end && cdf_reached <= q;
+      const bool below = reached > 0 && !(cdf_below <= q);  // unsorted u, or NaN
+      if (beyond || below) break;
+      out[s] = bin_lo + (q - cdf_below) / denom * bin_width;
+    }
+    if (s == n_samples) break;
+    if (!(cdf_below <= u[s]) && reached > 0) {  // start over from bin 0 for this quantile
+      reached = 0;
+      running = 0;
+      cdf_below = cdf_reached = 0;
+      weights.restart();
+      continue;
+    }
+    cdf_below = cdf_reached;  // advance one CDF entry
+    if (reached < n_bins) {
+      running += static_cast<double>((weights.next() + eps) / norm);
+      cdf_reached = static_cast<scalar_t>(running);
+    }
+    ++reached;
+  }
+}
+
+// Quantiles are [n_samples] shared by every ray (u_stride 0) or [n_rays, n_samples].
+template <typename scalar_t>
+struct PdfArgs {
+  int64_t n_rays;
+  int64_t n_bins;
+  int64_t n_samples;
+  int64_t u_stride;
+  const scalar_t* bins;     // [n_rays, n_bins + 1]
+  const scalar_t* weights;  // [n_rays, n_bins]
+  const scalar_t* u;        // [n_samples] or [n_rays, n_samples]
+  scalar_t* out;            // [n_rays, n_samples]
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void sample_pdf_one_ray(const PdfArgs<scalar_t>& a, int64_t ray) {
+  StoredWeights<scalar_t> weights{a.weights + ray * a.n_bins, 0};
+  invert_cdf_ray(weights, a.n_bins, a.bins + ray * (a.n_bins + 1), a.u + ray * a.u_stride,
+                 a.n_samples, a.out + ray * a.n_samples);
+}
+
+template <typename scalar_t>
+struct NeusArgs {
+  int64_t n_rays;
+  int64_t n;      // samples per ray (n - 1 sections)
+  int64_t n_new;
+  int64_t u_stride;
+  const scalar_t* rays_o;  // [n_rays, 3]
+  const scalar_t* rays_d;  // [n_rays, 3]
+  const scalar_t* t;       // [n_rays, n]
+  const scalar_t* sdf;     // [n_rays, n]
+  const scalar_t* u;       // [n_new] or [n_rays, n_new]
+  scalar_t inv_s;
+  scalar_t* out;           // [n_rays, n_new]
+};
+
+template <typename scalar_t, typename Exp>
+FF_HOST_DEVICE FF_INLINE NeusSections<scalar_t, Exp> neus_sections(const NeusArgs<scalar_t>& a,
+                                                                   int64_t ray, const Exp& exp_fn) {
+  return {a.t + ray * a.n, a.sdf + ray * a.n, a.rays_o + 3 * ray, a.rays_d + 3 * ray, a.inv_s,
+          exp_fn};
+}
+
+// neus_upsample for one ray, its alphas from `alpha` (NeusSections or AlphaTable).
+template <typename scalar_t, typename Alpha>
+FF_HOST_DEVICE FF_INLINE void neus_upsample_one_ray(const NeusArgs<scalar_t>& a,
+                                                    const Alpha& alpha, int64_t ray) {
+  NeusWeights<scalar_t, Alpha> weights{alpha, 0, 1};
+  invert_cdf_ray(weights, a.n - 1, a.t + ray * a.n, a.u + ray * a.u_stride, a.n_new,
+                 a.out + ray * a.n_new);
+}
+
+// ------------------------------------------------------------------------------ merge
+
+template <typename scalar_t>
+struct MergeArgs {
+  int64_t n_rays;
+  int64_t na;
+  int64_t nb;
+  const scalar_t* a;  // [n_rays, na]
+  const scalar_t* b;  // [n_rays, nb]
+  scalar_t* merged;   // [n_rays, na + nb]
+  int64_t* index;     // [n_rays, na + nb] into cat([a, b], -1)
+};
+
+// Whatever the input order, index is a permutation of 0 .. na + nb - 1 and merged = cat[index]:
+// the loop counts are fixed and every read is in bounds.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void merge_sorted_one_ray(const MergeArgs<scalar_t>& m, int64_t ray) {
+  const scalar_t* __restrict__ a = m.a + ray * m.na;
+  const scalar_t* __restrict__ b = m.b + ray * m.nb;
+  scalar_t* __restrict__ merged = m.merged + ray * (m.na + m.nb);
+  int64_t* __restrict__ index = m.index + ray * (m.na + m.nb);
+  int64_t j = 0, k = 0;
+  for (int64_t i = 0; i < m.na; ++i) {
+    const scalar_t ai = a[i];
+    for (; j < m.nb && sorts_before(b[j], ai); ++j, ++k) {
+      merged[k] = b[j];
+      index[k] = m.na + j;
+    }
+    merged[k] = ai;
+    index[k++] = i;
+  }
+  for (; j < m.nb; ++j, ++k) {
+    merged[k] = b[j];
+    index[k] = m.na + j;
+  }
+}
+
+}  // namespace fastfield
