@@ -32,3 +32,51 @@ def bench_composite_density_fwd_bwd(benchmark, impl, device, size):
 
     run(benchmark, step, device, f"composite_density fwd+bwd {device.type} {size[0]}x{size[1]}",
         impl=impl)
+
+
+SDF_SIZES = by_mode(smoke=[(64, 32)], cpu=[(4096, 128)], gpu=[(4096, 128), (65536, 128)])
+
+
+def _sdf_inputs(n_rays, n_in, n_out, device):
+    """NeuS-like inputs: rays through the unit sphere around a sphere SDF of radius 0.5, NeuS's
+    sample spacing, inv_s = 64 (a mid-training value); with n_out, a background model."""
+    g = torch.Generator().manual_seed(0)
+    cam = torch.randn(n_rays, 3, generator=g)
+    cam = 3 * cam / cam.norm(dim=-1, keepdim=True)
+    d = 0.6 * (torch.rand(n_rays, 3, generator=g) * 2 - 1) - cam
+    d = d / d.norm(dim=-1, keepdim=True)
+    near = -(cam * d).sum(-1) - 1
+    z = near[:, None] + 2 * (torch.linspace(0, 1, n_in)[None] + torch.rand(n_rays, 1, generator=g) / n_in)
+    dists = torch.full((n_rays, n_in), 2.0 / n_in)
+    pts = cam[:, None] + d[:, None] * (z + dists * 0.5)[..., None]
+    radius = pts.norm(dim=-1)
+    inputs = {"sdf": radius - 0.5, "cos": ((pts / radius[..., None]) * d[:, None]).sum(-1),
+              "dists": dists, "inv_s": torch.tensor(64.0),
+              "rgb": torch.rand(n_rays, n_in, 3, generator=g)}
+    if n_out:
+        inputs["inside"] = (radius < 1).float()
+        inputs["bg_alpha"] = 1 - torch.exp(-torch.rand(n_rays, n_in + n_out, generator=g) * 0.1)
+        inputs["bg_rgb"] = torch.rand(n_rays, n_in + n_out, 3, generator=g)
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("n_out", [0, 32], ids=["no_bg", "bg32"])
+@pytest.mark.parametrize("size", SDF_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def bench_composite_sdf_fwd_bwd(benchmark, impl, device, size, n_out):
+    """NeuS render_core's compositing: forward, then the gradients of the colour + mask losses
+    (rgb and acc) with respect to the SDF network's outputs, inv_s and the background model.
+    torch.autograd.grad, as the network behind these inputs would receive them (no .grad
+    accumulation in the timing)."""
+    x = _sdf_inputs(*size, n_out, device)
+    leaves = [x[k].requires_grad_() for k in ("sdf", "cos", "inv_s", "rgb", "bg_alpha", "bg_rgb")
+              if k in x]
+    composite = fastfield.composite_sdf if impl == "fastfield" else reference.composite_sdf
+
+    def step():
+        out = composite(x["sdf"], x["cos"], x["dists"], x["inv_s"], x["rgb"], 0.5,
+                        x.get("inside"), x.get("bg_alpha"), x.get("bg_rgb"))
+        torch.autograd.grad(out.rgb.sum() + out.acc.sum(), leaves)
+
+    label = "bg" if n_out else "no bg"
+    run(benchmark, step, device,
+        f"composite_sdf fwd+bwd {device.type} {size[0]}x{size[1]} {label}", impl=impl)

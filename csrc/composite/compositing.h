@@ -16,7 +16,7 @@
 // stays exact at a = 1 (nerf-pytorch's last delta of 1e10), and no "total minus prefix"
 // subtraction loses the small terms behind an opaque sample.
 //
-// A `Samples` type supplies alpha(i), factor(i), color(i, channel) and, optionally, t(i).
+// A `Samples` type supplies alpha(i), factor(i), color(i, channel) and, with depth, t(i).
 #pragma once
 
 #include <cstdint>
@@ -32,20 +32,24 @@ struct CompositeResult {
   scalar_t depth;
 };
 
-// Forward over samples [begin, end); writes w_i into weights[i] (weights may be nullptr).
+// Forward over samples [begin, end); writes w_i into weights[i] and a_i into alphas[i] (either
+// may be nullptr; alphas lets a caller output the opacities without evaluating them twice).
 template <typename scalar_t, bool kWithDepth, typename Samples>
 FF_HOST_DEVICE FF_INLINE CompositeResult<scalar_t> composite_forward_ray(
-    const Samples& samples, int64_t begin, int64_t end, scalar_t* __restrict__ weights) {
+    const Samples& samples, int64_t begin, int64_t end, scalar_t* __restrict__ weights,
+    scalar_t* __restrict__ alphas = nullptr) {
   CompositeResult<scalar_t> out{{0, 0, 0}, 0, 0};
   scalar_t transmittance = 1;
   for (int64_t i = begin; i < end; ++i) {
-    const scalar_t w = samples.alpha(i) * transmittance;
+    const scalar_t a = samples.alpha(i);
+    const scalar_t w = a * transmittance;
     if (weights != nullptr) weights[i] = w;
+    if (alphas != nullptr) alphas[i] = a;
     out.rgb[0] += w * samples.color(i, 0);
     out.rgb[1] += w * samples.color(i, 1);
     out.rgb[2] += w * samples.color(i, 2);
     out.acc += w;
-    if (kWithDepth) out.depth += w * samples.t(i);
+    if constexpr (kWithDepth) out.depth += w * samples.t(i);
     transmittance *= samples.factor(i);
   }
   return out;
@@ -75,7 +79,8 @@ FF_HOST_DEVICE FF_INLINE scalar_t composite_backward_ray(const Samples& samples,
     const scalar_t a = samples.alpha(i);
     const scalar_t v = value(i);
     emit(i, t_i * (v - behind), a * t_i);
-    behind = v * a + samples.factor(i) * behind;
+    const scalar_t own = v * a;  // off the recurrence: R then costs one (fused) multiply-add
+    behind = samples.factor(i) * behind + own;
   }
   return acc;
 }

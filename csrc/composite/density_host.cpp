@@ -5,14 +5,6 @@
 #include "../common/checks.h"
 
 namespace fastfield {
-namespace {
-
-at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t) {
-  return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
-}
-
-}  // namespace
-
 DensityCall prepare_density(const char* op, const at::Tensor& sigma, const at::Tensor& rgb,
                             const at::Tensor& deltas, const std::optional<at::Tensor>& t,
                             const std::optional<at::Tensor>& ray_offsets,

@@ -8,6 +8,7 @@
 
 #include <tuple>
 
+#include "../common/tensor_args.h"
 #include "density.h"
 
 namespace fastfield {
@@ -41,11 +42,6 @@ DensityGradTensors prepare_density_grads(const char* op, const DensityCall& call
                                          const std::optional<at::Tensor>& grad_depth,
                                          const std::optional<at::Tensor>& grad_acc,
                                          const std::optional<at::Tensor>& grad_weights);
-
-template <typename T>
-T* data_or_null(const at::Tensor& t) {
-  return t.defined() && t.numel() > 0 ? t.data_ptr<T>() : nullptr;
-}
 
 template <typename scalar_t>
 DensityInputs<scalar_t> density_inputs(const DensityCall& call) {

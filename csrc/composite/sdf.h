@@ -1,0 +1,291 @@
+// SDF (NeuS) compositing: the math of composite_sdf_fwd / _bwd, shared by the CPU driver
+// (sdf_cpu.cpp) and the CUDA driver (sdf_cuda.cu). NeuS render_core, per section k with
+// s = inv_s (per ray) and r = cos_anneal_ratio:
+//
+//   iter_cos = -(relu(-0.5 cos + 0.5) (1 - r) + relu(-cos) r)
+//   e_prev = sdf - iter_cos dist / 2,   e_next = sdf + iter_cos dist / 2
+//   P = sigmoid(s e_prev),   N = sigmoid(s e_next)
+//   alpha = clip((P - N + 1e-5) / (P + 1e-5), 0, 1)
+//
+// With a background model (padded layout only) the n_in samples of a ray blend with it by the
+// inside-sphere mask and its n_out outside samples are appended:
+//
+//   a_j = alpha_j in_j + bg_alpha_j (1 - in_j),  c_j = rgb_j in_j + bg_rgb_j (1 - in_j)  (j < n_in)
+//   a_j = bg_alpha_j,                            c_j = bg_rgb_j                          (j >= n_in)
+//
+// Compositing (compositing.h) with the factor f_j = 1 - a_j + 1e-7: w_j = a_j T_j,
+// rgb = sum w_j c_j, acc = sum w_j. No fixed background colour: that is the caller's
+// rgb + (1 - acc) background.
+//
+// Backward: dL/da_j = T_j (v_j - R_j) + g_alpha_j from the shared scan, with
+// v_j = g_rgb . c_j + g_acc + g_weights_j; through the blend (dL/dalpha_j = in_j dL/da_j,
+// dL/dbg_alpha_j = (1 - in_j) dL/da_j) and the partials of neus_alpha below.
+#pragma once
+
+#include <cstdint>
+
+#include "../common/host_device.h"
+#include "../common/math.h"
+#include "compositing.h"
+
+namespace fastfield {
+
+// NeuS alpha of one section and its partial derivatives (zero where the clip is active).
+template <typename scalar_t>
+struct NeusAlpha {
+  scalar_t alpha;
+  scalar_t d_sdf;
+  scalar_t d_cos;
+  scalar_t d_inv_s;
+};
+
+// The per-section formula above, with raw = (P - N + eps) / (P + eps), eps = 1e-5:
+//   d raw / dP = N / (P + eps)^2,   d raw / dN = -1 / (P + eps),
+//   dP = P (1 - P) (s de_prev + e_prev ds),   dN = N (1 - N) (s de_next + e_next ds),
+//   d iter_cos / d cos = 0.5 (1 - r) [-0.5 cos + 0.5 > 0] + r [-cos > 0]   (relu' = 0 at 0),
+// and the clip passes the gradient where 0 <= raw <= 1 (torch.clamp's inclusive mask).
+//
+// Evaluation, for float32 accuracy and one division per sample: each sigmoid is kept as
+// sigmoid(x) = u / m, 1 - sigmoid(x) = v / m with z = exp(-|x|), m = 1 + z and (u, v) = (1, z)
+// for x >= 0, (z, 1) for x < 0 -- both parts exact where the sigmoid saturates. Then
+//   (P - N) m_p m_n = u_p v_n - u_n v_p        (= P (1 - N) - N (1 - P): where both sigmoids
+//                                                saturate on the same side, in the empty space
+//                                                before a surface, a plain P - N would leave only
+//                                                rounding error next to the 1e-5)
+//   (P + eps) m_p m_n = c m_n,   c = u_p + eps m_p,
+// so with q = 1 / (c m_n) everything is a product: raw = ((P - N) m_p m_n + eps m_p m_n) q,
+//   A = d raw/d(s e_prev) = N P (1 - P) / (P + eps)^2 = u_n u_p v_p m_n q^2,
+//   B = -d raw/d(s e_next) = N (1 - N) / (P + eps) = u_n v_n m_p c q^2,
+//   A - B = -N (P (P - N) + eps (1 - N)) / (P + eps)^2 = -u_n (u_p (P - N) m_p m_n + eps v_n m_p^2) q^2
+// (the last without cancellation), and d raw/d sdf = s (A - B), d raw/d cos = -s dist/2
+// d iter_cos/d cos (A + B), d raw/d s = A e_prev - B e_next = (A - B) e_next + A (e_prev - e_next).
+// Branch-free (selects only), so the CPU bulk pass vectorises.
+template <typename scalar_t, typename Exp>
+FF_HOST_DEVICE FF_INLINE NeusAlpha<scalar_t> neus_alpha(scalar_t sdf, scalar_t cos, scalar_t dist,
+                                                        scalar_t inv_s, scalar_t anneal,
+                                                        const Exp& exp_fn) {
+  const scalar_t zero = 0, one = 1, half = 0.5, eps = 1e-5;
+  const scalar_t half_cos_kink = -cos * half + half;
+  const scalar_t iter_cos = -(relu(half_cos_kink) * (one - anneal) + relu(-cos) * anneal);
+  const scalar_t half_step = iter_cos * dist * half;
+  const scalar_t e_next = sdf + half_step;
+  const scalar_t e_prev = sdf - half_step;
+  const scalar_t x_prev = e_prev * inv_s, x_next = e_next * inv_s;
+  const scalar_t z_prev = exp_fn(x_prev < zero ? x_prev : -x_prev);  // exp(-|x|); NaN stays
+  const scalar_t z_next = exp_fn(x_next < zero ? x_next : -x_next);
+  const scalar_t u_prev = x_prev >= zero ? one : z_prev, v_prev = x_prev >= zero ? z_prev : one;
+  const scalar_t u_next = x_next >= zero ? one : z_next, v_next = x_next >= zero ? z_next : one;
+  const scalar_t m_prev = one + z_prev, m_next = one + z_next;
+  const scalar_t p_scaled = u_prev * v_next - u_next * v_prev;  // (P - N) m_p m_n
+  const scalar_t c = u_prev + eps * m_prev;
+  const scalar_t q = one / (c * m_next);
+  const scalar_t q2 = q * q;
+  const scalar_t raw = (p_scaled + eps * m_prev * m_next) * q;
+  const scalar_t keep = (raw >= zero && raw <= one) ? one : zero;
+  const scalar_t via_prev = u_next * u_prev * v_prev * m_next * q2;           // A
+  const scalar_t via_next = u_next * v_next * m_prev * c * q2;                // B
+  const scalar_t via_sdf = -u_next * (u_prev * p_scaled + eps * v_next * m_prev * m_prev) * q2;
+  const scalar_t d_iter_cos = half * (one - anneal) * (half_cos_kink > zero ? one : zero) +
+                              anneal * (-cos > zero ? one : zero);
+  NeusAlpha<scalar_t> out;
+  out.alpha = clip_keep_nan(raw, zero, one);
+  out.d_sdf = keep * inv_s * via_sdf;
+  out.d_cos = -keep * half * inv_s * dist * d_iter_cos * (via_prev + via_next);
+  out.d_inv_s = keep * (via_sdf * e_next - via_prev * iter_cos * dist);
+  return out;
+}
+
+// Where the NeuS alpha of SDF sample k comes from: evaluated on the spot (CUDA) ...
+template <typename scalar_t, typename Exp>
+struct NeusFromSdf {
+  const scalar_t* __restrict__ sdf;
+  const scalar_t* __restrict__ cos;
+  const scalar_t* __restrict__ dist;
+  scalar_t inv_s;
+  scalar_t anneal;
+  Exp exp_fn;
+  FF_HOST_DEVICE FF_INLINE NeusAlpha<scalar_t> sample(int64_t k) const {
+    return neus_alpha(sdf[k], cos[k], dist[k], inv_s, anneal, exp_fn);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t k) const { return sample(k).alpha; }
+};
+
+// ... or read from tables filled by a vectorised bulk pass (CPU); entry 0 is sample `first`.
+// The partial tables may be nullptr when only alpha is read (forward).
+template <typename scalar_t>
+struct NeusTable {
+  const scalar_t* __restrict__ alpha_table;
+  const scalar_t* __restrict__ d_sdf;
+  const scalar_t* __restrict__ d_cos;
+  const scalar_t* __restrict__ d_inv_s;
+  int64_t first;
+  FF_HOST_DEVICE FF_INLINE NeusAlpha<scalar_t> sample(int64_t k) const {
+    const int64_t j = k - first;
+    return {alpha_table[j], d_sdf[j], d_cos[j], d_inv_s[j]};
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t k) const { return alpha_table[k - first]; }
+};
+
+// Packed layout: sdf, cos, dists [n_samples], rgb [n_samples, 3], ray r owns
+// offsets[r]:offsets[r+1], no background model. Padded: offsets == nullptr, ray r owns SDF
+// samples [r n_in, (r + 1) n_in) and, with a background model, composite samples
+// [r n_total, (r + 1) n_total) of weights, alpha, bg_alpha and bg_rgb (n_total = n_in + n_out).
+template <typename scalar_t>
+struct SdfInputs {
+  int64_t n_rays;
+  int64_t n_in;                 // SDF samples per ray (padded), 0 when packed
+  int64_t n_total;              // n_in + n_out with a background model, else 0
+  int64_t n_samples;            // SDF samples in all
+  const int64_t* offsets;       // [n_rays + 1] or nullptr
+  const scalar_t* sdf;          // [n_samples]
+  const scalar_t* cos;          // [n_samples]
+  const scalar_t* dists;        // [n_samples]
+  const scalar_t* inv_s;        // [1] or [n_rays]
+  int64_t inv_s_stride;         // 0 for one value, 1 for one per ray
+  const scalar_t* rgb;          // [n_samples, 3]
+  const scalar_t* inside;       // [n_samples] or nullptr (with the background model)
+  const scalar_t* bg_alpha;     // [n_rays * n_total] or nullptr
+  const scalar_t* bg_rgb;       // [n_rays * n_total, 3] or nullptr
+  scalar_t cos_anneal_ratio;
+};
+
+template <typename scalar_t>
+struct SdfOutputs {
+  scalar_t* rgb;      // [n_rays, 3]
+  scalar_t* acc;      // [n_rays]
+  scalar_t* weights;  // composite samples
+  scalar_t* alpha;    // composite samples
+};
+
+template <typename scalar_t>
+struct SdfGrads {
+  const scalar_t* grad_rgb;      // [n_rays, 3] or nullptr (incoming)
+  const scalar_t* grad_acc;      // [n_rays] or nullptr
+  const scalar_t* grad_weights;  // composite samples or nullptr
+  const scalar_t* grad_alpha;    // composite samples or nullptr
+  scalar_t* grad_sdf;            // [n_samples] (outgoing)
+  scalar_t* grad_cos;            // [n_samples]
+  scalar_t* grad_inv_s;          // [n_rays]
+  scalar_t* grad_rgb_samples;    // [n_samples, 3]
+  scalar_t* grad_bg_alpha;       // composite samples, or nullptr without a background model
+  scalar_t* grad_bg_rgb;         // [composite samples, 3] or nullptr
+};
+
+// The samples of one ray: SDF samples (index k into sdf, cos, dists, rgb, inside) and
+// composite samples (index i into weights, alpha, bg_alpha, bg_rgb).
+struct SdfRaySpan {
+  SampleRange sdf;
+  SampleRange out;
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE SdfRaySpan sdf_ray_span(const SdfInputs<scalar_t>& in, int64_t ray) {
+  const SampleRange sdf = ray_samples(in.offsets, in.n_in, in.n_samples, ray);
+  if (in.bg_alpha == nullptr) return {sdf, sdf};
+  return {sdf, {ray * in.n_total, (ray + 1) * in.n_total}};
+}
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t ray_inv_s(const SdfInputs<scalar_t>& in, int64_t ray) {
+  return in.inv_s[ray * in.inv_s_stride];
+}
+
+// Composite sample i of one ray: the blend of the NeuS alpha/colour with the background model
+// (kBackground; without one, composite sample i is SDF sample i + to_sdf). Composite samples
+// [out.begin, inside_end) have the SDF sample k = i + to_sdf.
+template <typename scalar_t, typename Neus, bool kBackground>
+struct SdfSamples {
+  Neus neus;
+  const scalar_t* __restrict__ rgb;
+  const scalar_t* __restrict__ inside;
+  const scalar_t* __restrict__ bg_alpha;
+  const scalar_t* __restrict__ bg_rgb;
+  int64_t to_sdf;
+  int64_t inside_end;
+
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t i) const {
+    if constexpr (!kBackground) return neus.alpha(i + to_sdf);
+    if (i >= inside_end) return bg_alpha[i];
+    const scalar_t in = inside[i + to_sdf];
+    return neus.alpha(i + to_sdf) * in + bg_alpha[i] * (scalar_t(1) - in);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t factor(int64_t i) const {
+    return scalar_t(1) - alpha(i) + scalar_t(1e-7);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t color(int64_t i, int c) const {
+    if constexpr (!kBackground) return rgb[3 * (i + to_sdf) + c];
+    if (i >= inside_end) return bg_rgb[3 * i + c];
+    const scalar_t in = inside[i + to_sdf];
+    return rgb[3 * (i + to_sdf) + c] * in + bg_rgb[3 * i + c] * (scalar_t(1) - in);
+  }
+};
+
+template <bool kBackground, typename scalar_t, typename Neus>
+FF_HOST_DEVICE FF_INLINE SdfSamples<scalar_t, Neus, kBackground> sdf_samples(
+    const SdfInputs<scalar_t>& in, const SdfRaySpan& span, const Neus& neus) {
+  const int64_t n_sdf = span.sdf.end - span.sdf.begin;
+  return {neus,      in.rgb, in.inside, in.bg_alpha, in.bg_rgb, span.sdf.begin - span.out.begin,
+          span.out.begin + n_sdf};
+}
+
+// `neus` evaluates the SDF samples of this ray (at inv_s = ray_inv_s(in, ray)); kBackground
+// must be in.bg_alpha != nullptr (a template argument, so that the scans carry no branch for it).
+template <bool kBackground, typename scalar_t, typename Neus>
+FF_HOST_DEVICE FF_INLINE void sdf_forward_one_ray(const SdfInputs<scalar_t>& in,
+                                                  const SdfRaySpan& span, const Neus& neus,
+                                                  const SdfOutputs<scalar_t>& out, int64_t ray) {
+  const auto samples = sdf_samples<kBackground>(in, span, neus);
+  const CompositeResult<scalar_t> r = composite_forward_ray<scalar_t, false>(
+      samples, span.out.begin, span.out.end, out.weights, out.alpha);
+  for (int c = 0; c < 3; ++c) out.rgb[3 * ray + c] = r.rgb[c];
+  out.acc[ray] = r.acc;
+}
+
+// scratch[i - scratch_first] holds T_i between the sweeps (see composite_backward_ray): the CUDA
+// driver lends g.grad_bg_alpha (with a background model) or g.grad_sdf (without), whose entry
+// i the emit below writes only after the scan has read it.
+template <bool kBackground, typename scalar_t, typename Neus>
+FF_HOST_DEVICE FF_INLINE void sdf_backward_one_ray(const SdfInputs<scalar_t>& in,
+                                                   const SdfRaySpan& span, const Neus& neus,
+                                                   const SdfGrads<scalar_t>& g, int64_t ray,
+                                                   scalar_t* scratch, int64_t scratch_first) {
+  const auto samples = sdf_samples<kBackground>(in, span, neus);
+  scalar_t g_rgb[3] = {0, 0, 0};
+  if (g.grad_rgb != nullptr) {
+    for (int c = 0; c < 3; ++c) g_rgb[c] = g.grad_rgb[3 * ray + c];
+  }
+  const scalar_t g_acc = g.grad_acc != nullptr ? g.grad_acc[ray] : scalar_t(0);
+  auto value = [&](int64_t i) {
+    scalar_t v = g_acc + g_rgb[0] * samples.color(i, 0) + g_rgb[1] * samples.color(i, 1) +
+                 g_rgb[2] * samples.color(i, 2);
+    if (g.grad_weights != nullptr) v += g.grad_weights[i];
+    return v;
+  };
+  scalar_t grad_inv_s = 0;
+  auto emit = [&](int64_t i, scalar_t grad_a, scalar_t w) {
+    if (g.grad_alpha != nullptr) grad_a += g.grad_alpha[i];
+    const int64_t k = i + samples.to_sdf;
+    scalar_t share = 1;  // d a_i / d alpha_k: the inside mask with a background model
+    if constexpr (kBackground) {
+      if (i >= samples.inside_end) {
+        g.grad_bg_alpha[i] = grad_a;
+        for (int c = 0; c < 3; ++c) g.grad_bg_rgb[3 * i + c] = g_rgb[c] * w;
+        return;
+      }
+      share = in.inside[k];
+      g.grad_bg_alpha[i] = grad_a * (scalar_t(1) - share);
+      for (int c = 0; c < 3; ++c) g.grad_bg_rgb[3 * i + c] = g_rgb[c] * w * (scalar_t(1) - share);
+    }
+    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = g_rgb[c] * w * share;
+    const scalar_t grad_neus = grad_a * share;
+    const NeusAlpha<scalar_t> partials = neus.sample(k);
+    g.grad_sdf[k] = grad_neus * partials.d_sdf;
+    g.grad_cos[k] = grad_neus * partials.d_cos;
+    grad_inv_s += grad_neus * partials.d_inv_s;
+  };
+  composite_backward_ray<scalar_t>(samples, span.out.begin, span.out.end, scratch, scratch_first,
+                                   value, emit);
+  g.grad_inv_s[ray] = grad_inv_s;
+}
+
+}  // namespace fastfield

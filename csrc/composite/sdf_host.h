@@ -1,0 +1,93 @@
+// Host-side half of the SDF (NeuS) compositing drivers, shared by sdf_cpu.cpp and sdf_cuda.cu:
+// argument checks, contiguous copies, output allocation and the raw-pointer views that the
+// per-ray functions in sdf.h consume.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+#include "../common/tensor_args.h"
+#include "sdf.h"
+
+namespace fastfield {
+
+// Checked, contiguous inputs of one composite_sdf call. inside, bg_alpha, bg_rgb (all three or
+// none) and ray_offsets may be undefined.
+struct SdfCall {
+  at::Tensor sdf, cos, dists, inv_s, rgb, inside, bg_alpha, bg_rgb, ray_offsets;
+  double cos_anneal_ratio = 0;
+  int64_t n_rays = 0;
+  int64_t n_in = 0;     // SDF samples per ray in the padded layout, 0 when packed
+  int64_t n_total = 0;  // n_in + n_out with a background model, else 0
+  int64_t n_samples = 0;
+};
+
+SdfCall prepare_sdf(const char* op, const at::Tensor& sdf, const at::Tensor& cos,
+                    const at::Tensor& dists, const at::Tensor& inv_s, const at::Tensor& rgb,
+                    double cos_anneal_ratio, const std::optional<at::Tensor>& inside,
+                    const std::optional<at::Tensor>& bg_alpha,
+                    const std::optional<at::Tensor>& bg_rgb,
+                    const std::optional<at::Tensor>& ray_offsets);
+
+// (rgb [n_rays, 3], acc [n_rays], weights, alpha): weights and alpha are [n_rays, n_total] with
+// a background model, else in the layout of sdf.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_sdf_outputs(
+    const SdfCall& call);
+
+// Incoming gradients checked against `call` and made contiguous (undefined stays undefined);
+// outgoing ones allocated: grad_sdf, grad_cos like sdf, grad_inv_s [n_rays], grad_rgb like rgb,
+// grad_bg_alpha / grad_bg_rgb like bg_alpha / bg_rgb ([0] without a background model).
+struct SdfGradTensors {
+  at::Tensor grad_rgb, grad_acc, grad_weights, grad_alpha;
+  at::Tensor grad_sdf, grad_cos, grad_inv_s, grad_rgb_samples, grad_bg_alpha, grad_bg_rgb;
+};
+
+SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
+                                 const std::optional<at::Tensor>& grad_rgb,
+                                 const std::optional<at::Tensor>& grad_acc,
+                                 const std::optional<at::Tensor>& grad_weights,
+                                 const std::optional<at::Tensor>& grad_alpha);
+
+template <typename scalar_t>
+SdfInputs<scalar_t> sdf_inputs(const SdfCall& call) {
+  return {call.n_rays,
+          call.n_in,
+          call.n_total,
+          call.n_samples,
+          data_or_null<int64_t>(call.ray_offsets),
+          call.sdf.data_ptr<scalar_t>(),
+          call.cos.data_ptr<scalar_t>(),
+          call.dists.data_ptr<scalar_t>(),
+          call.inv_s.data_ptr<scalar_t>(),
+          call.inv_s.numel() == 1 ? 0 : 1,
+          call.rgb.data_ptr<scalar_t>(),
+          data_or_null<scalar_t>(call.inside),
+          data_or_null<scalar_t>(call.bg_alpha),
+          data_or_null<scalar_t>(call.bg_rgb),
+          static_cast<scalar_t>(call.cos_anneal_ratio)};
+}
+
+template <typename scalar_t>
+SdfOutputs<scalar_t> sdf_outputs(at::Tensor& rgb, at::Tensor& acc, at::Tensor& weights,
+                                 at::Tensor& alpha) {
+  return {rgb.data_ptr<scalar_t>(), acc.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(),
+          alpha.data_ptr<scalar_t>()};
+}
+
+template <typename scalar_t>
+SdfGrads<scalar_t> sdf_grads(SdfGradTensors& g) {
+  return {data_or_null<scalar_t>(g.grad_rgb),
+          data_or_null<scalar_t>(g.grad_acc),
+          data_or_null<scalar_t>(g.grad_weights),
+          data_or_null<scalar_t>(g.grad_alpha),
+          g.grad_sdf.data_ptr<scalar_t>(),
+          g.grad_cos.data_ptr<scalar_t>(),
+          g.grad_inv_s.data_ptr<scalar_t>(),
+          g.grad_rgb_samples.data_ptr<scalar_t>(),
+          data_or_null<scalar_t>(g.grad_bg_alpha),
+          data_or_null<scalar_t>(g.grad_bg_rgb)};
+}
+
+}  // namespace fastfield
