@@ -46,7 +46,8 @@ def _sdf_inputs(n_rays, n_in, n_out, device):
     d = 0.6 * (torch.rand(n_rays, 3, generator=g) * 2 - 1) - cam
     d = d / d.norm(dim=-1, keepdim=True)
     near = -(cam * d).sum(-1) - 1
-    z = near[:, None] + 2 * (torch.linspace(0, 1, n_in)[None] + torch.rand(n_rays, 1, generator=g) / n_in)
+    shift = torch.rand(n_rays, 1, generator=g) / n_in
+    z = near[:, None] + 2 * (torch.linspace(0, 1, n_in)[None] + shift)
     dists = torch.full((n_rays, n_in), 2.0 / n_in)
     pts = cam[:, None] + d[:, None] * (z + dists * 0.5)[..., None]
     radius = pts.norm(dim=-1)

@@ -501,6 +501,16 @@ def test_neus_upsample_nan_and_edge_cases(device):
         assert not fastfield.neus_upsample(o, d, t, sdf, 6, 128).requires_grad
 
 
+def test_unchecked_unsorted_neus_quantiles_restart_the_weights(unchecked_values):
+    """A restart of the walk re-runs the NeuS weight source (transmittance from 1 again)."""
+    (o, d, t, sdf), _ = neus_inputs(10, 24, "cpu", seed=8)
+    u = torch.linspace(0.5 / 12, 1 - 0.5 / 12, 12, dtype=F64)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(0))
+    shuffled = torch.ops.fastfield.neus_upsample(o, d, t, sdf, u[order], 128.0)
+    in_order = torch.ops.fastfield.neus_upsample(o, d, t, sdf, u, 128.0)
+    torch.testing.assert_close(shuffled, in_order[:, order], rtol=0, atol=0)
+
+
 def test_neus_upsample_non_contiguous(device):
     (o, d, t, sdf), _ = neus_inputs(6, 20, device, seed=6)
     expected = fastfield.neus_upsample(o, d, t, sdf, 5, 256)

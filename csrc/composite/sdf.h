@@ -10,8 +10,8 @@
 // With a background model (padded layout only) the n_in samples of a ray blend with it by the
 // inside-sphere mask and its n_out outside samples are appended:
 //
-//   a_j = alpha_j in_j + bg_alpha_j (1 - in_j),  c_j = rgb_j in_j + bg_rgb_j (1 - in_j)  (j < n_in)
-//   a_j = bg_alpha_j,                            c_j = bg_rgb_j                          (j >= n_in)
+//   j < n_in:   a_j = alpha_j in_j + bg_alpha_j (1 - in_j),  c_j = rgb_j in_j + bg_rgb_j (1 - in_j)
+//   j >= n_in:  a_j = bg_alpha_j,                            c_j = bg_rgb_j
 //
 // Compositing (compositing.h) with the factor f_j = 1 - a_j + 1e-7: w_j = a_j T_j,
 // rgb = sum w_j c_j, acc = sum w_j. No fixed background colour: that is the caller's
@@ -20,6 +20,11 @@
 // Backward: dL/da_j = T_j (v_j - R_j) + g_alpha_j from the shared scan, with
 // v_j = g_rgb . c_j + g_acc + g_weights_j; through the blend (dL/dalpha_j = in_j dL/da_j,
 // dL/dbg_alpha_j = (1 - in_j) dL/da_j) and the partials of neus_alpha below.
+//
+// The per-sample formulas (neus_alpha, the blend in SdfSamples, weight_gradient, sample_grads,
+// store_sample_grads) are written once here. The CUDA driver applies them inline per sample
+// (sdf_forward_one_ray, sdf_backward_one_ray); the CPU driver runs the forward the same way over
+// tables, and the backward as vectorised passes around the same scan (sdf_cpu.cpp).
 #pragma once
 
 #include <cstdint>
@@ -56,8 +61,9 @@ struct NeusAlpha {
 // so with q = 1 / (c m_n) everything is a product: raw = ((P - N) m_p m_n + eps m_p m_n) q,
 //   A = d raw/d(s e_prev) = N P (1 - P) / (P + eps)^2 = u_n u_p v_p m_n q^2,
 //   B = -d raw/d(s e_next) = N (1 - N) / (P + eps) = u_n v_n m_p c q^2,
-//   A - B = -N (P (P - N) + eps (1 - N)) / (P + eps)^2 = -u_n (u_p (P - N) m_p m_n + eps v_n m_p^2) q^2
-// (the last without cancellation), and d raw/d sdf = s (A - B), d raw/d cos = -s dist/2
+//   A - B = -N (P (P - N) + eps (1 - N)) / (P + eps)^2
+//         = -u_n (u_p (P - N) m_p m_n + eps v_n m_p^2) q^2      (without cancellation),
+// and d raw/d sdf = s (A - B), d raw/d cos = -s dist/2
 // d iter_cos/d cos (A + B), d raw/d s = A e_prev - B e_next = (A - B) e_next + A (e_prev - e_next).
 // Branch-free (selects only), so the CPU bulk pass vectorises.
 template <typename scalar_t, typename Exp>
@@ -93,6 +99,12 @@ FF_HOST_DEVICE FF_INLINE NeusAlpha<scalar_t> neus_alpha(scalar_t sdf, scalar_t c
   out.d_cos = -keep * half * inv_s * dist * d_iter_cos * (via_prev + via_next);
   out.d_inv_s = keep * (via_sdf * e_next - via_prev * iter_cos * dist);
   return out;
+}
+
+// NeuS's factor on the transmittance, 1 - a + 1e-7 (the 1e-7 keeps T > 0 behind a = 1).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t neus_factor(scalar_t alpha) {
+  return scalar_t(1) - alpha + scalar_t(1e-7);
 }
 
 // Where the NeuS alpha of SDF sample k comes from: evaluated on the spot (CUDA) ...
@@ -192,7 +204,8 @@ FF_HOST_DEVICE FF_INLINE scalar_t ray_inv_s(const SdfInputs<scalar_t>& in, int64
 
 // Composite sample i of one ray: the blend of the NeuS alpha/colour with the background model
 // (kBackground; without one, composite sample i is SDF sample i + to_sdf). Composite samples
-// [out.begin, inside_end) have the SDF sample k = i + to_sdf.
+// [out.begin, inside_end) have the SDF sample k = i + to_sdf (the *_inside accessors), the rest
+// come from the background model alone (*_outside).
 template <typename scalar_t, typename Neus, bool kBackground>
 struct SdfSamples {
   Neus neus;
@@ -203,20 +216,33 @@ struct SdfSamples {
   int64_t to_sdf;
   int64_t inside_end;
 
+  // d a_i / d alpha_k: the inside mask with a background model.
+  FF_HOST_DEVICE FF_INLINE scalar_t share(int64_t i) const {
+    return kBackground ? inside[i + to_sdf] : scalar_t(1);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha_inside(int64_t i) const {
+    const scalar_t a = neus.alpha(i + to_sdf);
+    if constexpr (!kBackground) return a;
+    const scalar_t in = inside[i + to_sdf];
+    return a * in + bg_alpha[i] * (scalar_t(1) - in);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t color_inside(int64_t i, int c) const {
+    const scalar_t color = rgb[3 * (i + to_sdf) + c];
+    if constexpr (!kBackground) return color;
+    const scalar_t in = inside[i + to_sdf];
+    return color * in + bg_rgb[3 * i + c] * (scalar_t(1) - in);
+  }
+  FF_HOST_DEVICE FF_INLINE scalar_t alpha_outside(int64_t i) const { return bg_alpha[i]; }
+  FF_HOST_DEVICE FF_INLINE scalar_t color_outside(int64_t i, int c) const {
+    return bg_rgb[3 * i + c];
+  }
+
   FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t i) const {
-    if constexpr (!kBackground) return neus.alpha(i + to_sdf);
-    if (i >= inside_end) return bg_alpha[i];
-    const scalar_t in = inside[i + to_sdf];
-    return neus.alpha(i + to_sdf) * in + bg_alpha[i] * (scalar_t(1) - in);
+    return (kBackground && i >= inside_end) ? alpha_outside(i) : alpha_inside(i);
   }
-  FF_HOST_DEVICE FF_INLINE scalar_t factor(int64_t i) const {
-    return scalar_t(1) - alpha(i) + scalar_t(1e-7);
-  }
+  FF_HOST_DEVICE FF_INLINE scalar_t factor(int64_t i) const { return neus_factor(alpha(i)); }
   FF_HOST_DEVICE FF_INLINE scalar_t color(int64_t i, int c) const {
-    if constexpr (!kBackground) return rgb[3 * (i + to_sdf) + c];
-    if (i >= inside_end) return bg_rgb[3 * i + c];
-    const scalar_t in = inside[i + to_sdf];
-    return rgb[3 * (i + to_sdf) + c] * in + bg_rgb[3 * i + c] * (scalar_t(1) - in);
+    return (kBackground && i >= inside_end) ? color_outside(i, c) : color_inside(i, c);
   }
 };
 
@@ -241,6 +267,97 @@ FF_HOST_DEVICE FF_INLINE void sdf_forward_one_ray(const SdfInputs<scalar_t>& in,
   out.acc[ray] = r.acc;
 }
 
+// The incoming gradients of one ray's outputs.
+template <typename scalar_t>
+struct RayOutputGrads {
+  scalar_t rgb[3];
+  scalar_t acc;
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE RayOutputGrads<scalar_t> ray_output_grads(const SdfGrads<scalar_t>& g,
+                                                                   int64_t ray) {
+  RayOutputGrads<scalar_t> r{{0, 0, 0}, g.grad_acc != nullptr ? g.grad_acc[ray] : scalar_t(0)};
+  if (g.grad_rgb != nullptr) {
+    for (int c = 0; c < 3; ++c) r.rgb[c] = g.grad_rgb[3 * ray + c];
+  }
+  return r;
+}
+
+// v_i = dL/dw_i of a composite sample with colour (c0, c1, c2); grad_weight is the incoming
+// gradient of the weights output there (0 without one).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t weight_gradient(const RayOutputGrads<scalar_t>& g, scalar_t c0,
+                                                  scalar_t c1, scalar_t c2,
+                                                  scalar_t grad_weight) {
+  return g.acc + g.rgb[0] * c0 + g.rgb[1] * c1 + g.rgb[2] * c2 + grad_weight;
+}
+
+// Gradients that composite sample i sends to its inputs, from dL/da_i of the scan (grad_a), the
+// incoming gradient of the alpha output there, w_i, the sample's share of the SDF model (the
+// inside mask; 1 without a background model, 0 for outside samples) and the partials of its
+// NeuS alpha (zero for outside samples).
+template <typename scalar_t>
+struct SampleGrads {
+  scalar_t sdf, cos, inv_s;  // dL/dsdf_k, dL/dcos_k, the sample's term of dL/dinv_s
+  scalar_t rgb_weight;       // dL/drgb_k = g_rgb rgb_weight
+  scalar_t bg_alpha;         // dL/dbg_alpha_i
+  scalar_t bg_rgb_weight;    // dL/dbg_rgb_i = g_rgb bg_rgb_weight
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE SampleGrads<scalar_t> sample_grads(scalar_t grad_a, scalar_t grad_alpha,
+                                                            scalar_t w, scalar_t share,
+                                                            const NeusAlpha<scalar_t>& partials) {
+  const scalar_t total = grad_a + grad_alpha;  // dL/da_i
+  const scalar_t to_neus = total * share, rest = scalar_t(1) - share;
+  return {to_neus * partials.d_sdf, to_neus * partials.d_cos, to_neus * partials.d_inv_s,
+          w * share,                total * rest,             w * rest};
+}
+
+// One ray's outgoing gradient arrays: the SDF-sample ones from the ray's first SDF sample, the
+// background-model ones (nullptr without) from its first composite sample, so that inside sample
+// j of the ray is entry j of both.
+template <typename scalar_t>
+struct RayGradArrays {
+  scalar_t* sdf;
+  scalar_t* cos;
+  scalar_t* rgb;
+  scalar_t* bg_alpha;
+  scalar_t* bg_rgb;
+};
+
+template <bool kBackground, typename scalar_t>
+FF_HOST_DEVICE FF_INLINE RayGradArrays<scalar_t> ray_grad_arrays(const SdfGrads<scalar_t>& g,
+                                                                 const SdfRaySpan& span) {
+  return {g.grad_sdf + span.sdf.begin, g.grad_cos + span.sdf.begin,
+          g.grad_rgb_samples + 3 * span.sdf.begin,
+          kBackground ? g.grad_bg_alpha + span.out.begin : nullptr,
+          kBackground ? g.grad_bg_rgb + 3 * span.out.begin : nullptr};
+}
+
+// Stores the gradients r of the ray's composite sample j (kOutside: one of the background
+// model's outside samples, which has no SDF sample); returns its term of dL/dinv_s.
+template <bool kBackground, bool kOutside, typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t store_sample_grads(const SampleGrads<scalar_t>& r,
+                                                     const RayOutputGrads<scalar_t>& ray_grads,
+                                                     int64_t j, scalar_t* grad_sdf,
+                                                     scalar_t* grad_cos, scalar_t* grad_rgb,
+                                                     scalar_t* grad_bg_alpha,
+                                                     scalar_t* grad_bg_rgb) {
+  if (kBackground) {
+    grad_bg_alpha[j] = r.bg_alpha;
+    for (int c = 0; c < 3; ++c) grad_bg_rgb[3 * j + c] = ray_grads.rgb[c] * r.bg_rgb_weight;
+  }
+  if (kOutside) return scalar_t(0);
+  grad_sdf[j] = r.sdf;
+  grad_cos[j] = r.cos;
+  for (int c = 0; c < 3; ++c) grad_rgb[3 * j + c] = ray_grads.rgb[c] * r.rgb_weight;
+  return r.inv_s;
+}
+
+// The backward of one ray with every per-sample value evaluated inline (the CUDA driver; the CPU
+// driver runs the same formulas as vectorised passes around the same scan, sdf_cpu.cpp).
 // scratch[i - scratch_first] holds T_i between the sweeps (see composite_backward_ray): the CUDA
 // driver lends g.grad_bg_alpha (with a background model) or g.grad_sdf (without), whose entry
 // i the emit below writes only after the scan has read it.
@@ -250,38 +367,28 @@ FF_HOST_DEVICE FF_INLINE void sdf_backward_one_ray(const SdfInputs<scalar_t>& in
                                                    const SdfGrads<scalar_t>& g, int64_t ray,
                                                    scalar_t* scratch, int64_t scratch_first) {
   const auto samples = sdf_samples<kBackground>(in, span, neus);
-  scalar_t g_rgb[3] = {0, 0, 0};
-  if (g.grad_rgb != nullptr) {
-    for (int c = 0; c < 3; ++c) g_rgb[c] = g.grad_rgb[3 * ray + c];
-  }
-  const scalar_t g_acc = g.grad_acc != nullptr ? g.grad_acc[ray] : scalar_t(0);
+  const RayOutputGrads<scalar_t> ray_grads = ray_output_grads(g, ray);
+  const RayGradArrays<scalar_t> out = ray_grad_arrays<kBackground>(g, span);
   auto value = [&](int64_t i) {
-    scalar_t v = g_acc + g_rgb[0] * samples.color(i, 0) + g_rgb[1] * samples.color(i, 1) +
-                 g_rgb[2] * samples.color(i, 2);
-    if (g.grad_weights != nullptr) v += g.grad_weights[i];
-    return v;
+    return weight_gradient(ray_grads, samples.color(i, 0), samples.color(i, 1),
+                           samples.color(i, 2),
+                           g.grad_weights != nullptr ? g.grad_weights[i] : scalar_t(0));
   };
   scalar_t grad_inv_s = 0;
   auto emit = [&](int64_t i, scalar_t grad_a, scalar_t w) {
-    if (g.grad_alpha != nullptr) grad_a += g.grad_alpha[i];
-    const int64_t k = i + samples.to_sdf;
-    scalar_t share = 1;  // d a_i / d alpha_k: the inside mask with a background model
-    if constexpr (kBackground) {
-      if (i >= samples.inside_end) {
-        g.grad_bg_alpha[i] = grad_a;
-        for (int c = 0; c < 3; ++c) g.grad_bg_rgb[3 * i + c] = g_rgb[c] * w;
-        return;
-      }
-      share = in.inside[k];
-      g.grad_bg_alpha[i] = grad_a * (scalar_t(1) - share);
-      for (int c = 0; c < 3; ++c) g.grad_bg_rgb[3 * i + c] = g_rgb[c] * w * (scalar_t(1) - share);
+    const scalar_t grad_alpha = g.grad_alpha != nullptr ? g.grad_alpha[i] : scalar_t(0);
+    const int64_t j = i - span.out.begin;
+    if (kBackground && i >= samples.inside_end) {
+      const SampleGrads<scalar_t> r =
+          sample_grads(grad_a, grad_alpha, w, scalar_t(0), NeusAlpha<scalar_t>{0, 0, 0, 0});
+      store_sample_grads<kBackground, true>(r, ray_grads, j, out.sdf, out.cos, out.rgb,
+                                            out.bg_alpha, out.bg_rgb);
+    } else {
+      const SampleGrads<scalar_t> r = sample_grads(grad_a, grad_alpha, w, samples.share(i),
+                                                   neus.sample(i + samples.to_sdf));
+      grad_inv_s += store_sample_grads<kBackground, false>(r, ray_grads, j, out.sdf, out.cos,
+                                                           out.rgb, out.bg_alpha, out.bg_rgb);
     }
-    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = g_rgb[c] * w * share;
-    const scalar_t grad_neus = grad_a * share;
-    const NeusAlpha<scalar_t> partials = neus.sample(k);
-    g.grad_sdf[k] = grad_neus * partials.d_sdf;
-    g.grad_cos[k] = grad_neus * partials.d_cos;
-    grad_inv_s += grad_neus * partials.d_inv_s;
   };
   composite_backward_ray<scalar_t>(samples, span.out.begin, span.out.end, scratch, scratch_first,
                                    value, emit);

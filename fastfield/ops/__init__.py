@@ -7,6 +7,6 @@ from .rays import (generate_rays, image_pixels, near_far_aabb, near_far_sphere, 
                    random_pixels, random_pixels_in_camera)
 from .sampling import stratified_samples
 
-__all__ = ["composite_density", "composite_sdf", "sample_pdf", "merge_sorted", "neus_upsample",
-           "generate_rays", "image_pixels", "random_pixels", "random_pixels_in_camera",
-           "ndc_rays", "near_far_sphere", "near_far_aabb", "stratified_samples"]
+__all__ = ["composite_density", "composite_sdf", "generate_rays", "image_pixels",
+           "random_pixels", "random_pixels_in_camera", "ndc_rays", "near_far_sphere",
+           "near_far_aabb", "stratified_samples", "sample_pdf", "merge_sorted", "neus_upsample"]
