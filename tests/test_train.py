@@ -16,6 +16,7 @@ from fastfield.train import checkpoint as checkpoint_module
 from fastfield.train.batching import PixelSampler
 from fastfield.train.checkpoint import load_checkpoint
 from fastfield.train.log import read_records
+from fastfield.train.metrics import mean_colour_psnr
 from fastfield.train.scenes import split_note
 from training_helpers import tiny_config
 
@@ -306,6 +307,19 @@ def test_ssim_and_psnr_match_skimage():
             metrics.peak_signal_noise_ratio(b.numpy(), a.numpy(), data_range=1.0), abs=1e-9)
     with pytest.raises(ValueError, match="at least 11 x 11"):
         ssim(image[:8, :8], noisy[:8, :8])
+
+
+def test_mean_colour_baseline_per_view_and_inside_masks():
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(2, 16, 16, 3, generator=generator) * 255).round().to(torch.uint8)
+    expected = np.mean([psnr(image.double().mean((0, 1)).expand_as(image), image)
+                        for image in images.double() / 255])
+    assert mean_colour_psnr(images) == pytest.approx(expected)
+    masks = torch.zeros(2, 16, 16)
+    masks[:, 4:9, 2:12] = 1.0
+    images[:, 4:9, 2:12] = torch.tensor([200, 30, 90], dtype=torch.uint8)  # one colour inside
+    assert mean_colour_psnr(images, masks) > 200  # exact up to float rounding
+    assert math.isfinite(mean_colour_psnr(images))
 
 
 @pytest.mark.parametrize("name", ["nerf-small", "neus-small"])

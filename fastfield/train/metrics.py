@@ -7,6 +7,7 @@ K2 = 0.03, population covariances, data range 1, averaged over the channels: the
 use_sample_covariance=False, data_range=1, channel_axis=-1)``, computed with torch.
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,12 +25,18 @@ def psnr(image: Tensor, target: Tensor) -> float:
     return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
 
-def mean_colour_psnr(images: Tensor) -> float:
+def mean_colour_psnr(images: Tensor, masks: Optional[Tensor] = None) -> float:
     """The baseline a model must beat: the mean over views of the PSNR of predicting each view
-    by its own mean colour. images: [n, H, W, 3] uint8."""
-    views = images.double() / 255.0
-    flat = views.mean(dim=(1, 2), keepdim=True).expand_as(views)
-    return sum(psnr(prediction, view) for prediction, view in zip(flat, views)) / len(views)
+    by its own mean colour. images: [n, H, W, 3] uint8; with masks [n, H, W], both the mean
+    colour and the PSNR are taken over the pixels with mask > 0.5 (as ``evaluate``'s
+    psnr_masked)."""
+    values = []
+    for index, image in enumerate(images.double() / 255.0):
+        pixels = image.reshape(-1, 3)
+        if masks is not None:
+            pixels = pixels[masks[index].reshape(-1) > 0.5]
+        values.append(psnr(pixels.mean(0).expand_as(pixels), pixels))
+    return sum(values) / len(values)
 
 
 def _gaussian_window(device) -> Tensor:
