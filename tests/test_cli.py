@@ -2,7 +2,9 @@
 ``python -m fastfield --help``): the happy paths on tiny runs of the built-in scene, and every
 error path ending in one line on stderr with exit code 2."""
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +14,12 @@ import torch
 
 import fastfield.video
 from fastfield import cli
-from fastfield.config import PRESETS, TrainConfig, from_dict
+from fastfield.config import PRESETS, TrainConfig, apply_override, from_dict, preset
 from fastfield.data import write_builtin_scene
 from fastfield.mesh import read_ply
-from fastfield.train import demo
+from fastfield.train import Trainer, demo
 from fastfield.train.checkpoint import load_checkpoint
-from training_helpers import TINY, tiny_config, tiny_overrides
+from training_helpers import TINY, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,28 +44,21 @@ def assert_one_line_error(code, err, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-def train_tiny(capsys, name, out, iters=2, *extra):
-    code, out_text, err = run_cli(capsys, "train", "--preset", name, "--out", out, "--device",
-                                  "cpu", "--no-progress", *sets(tiny_overrides(name, iters)),
-                                  *extra)
-    assert code == 0, err
-    return out_text
+def tiny_run(out: Path, name: str) -> Path:
+    """A 2-step tiny run of preset ``name`` trained through the CLI into ``out``."""
+    assert cli.main(["train", "--preset", name, "--out", str(out), "--device", "cpu",
+                     "--no-progress", *sets(tiny_overrides(name, 2))]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
 def nerf_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "nerf"
-    assert cli.main(["train", "--preset", "nerf-small", "--out", str(out), "--device", "cpu",
-                     "--no-progress", *sets(tiny_overrides("nerf-small", 2))]) == 0
-    return out
+    return tiny_run(tmp_path_factory.mktemp("cli") / "nerf", "nerf-small")
 
 
 @pytest.fixture(scope="module")
 def neus_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "neus"
-    assert cli.main(["train", "--preset", "neus-small", "--out", str(out), "--device", "cpu",
-                     "--no-progress", *sets(tiny_overrides("neus-small", 2))]) == 0
-    return out
+    return tiny_run(tmp_path_factory.mktemp("cli") / "neus", "neus-small")
 
 
 # ----------------------------------------------------------------------------- help
@@ -86,10 +81,10 @@ def test_print_config_is_the_preset_with_the_overrides(capsys):
     code, out, _ = run_cli(capsys, "train", "--preset", "nerf-small", "--iters", "7", "--seed",
                            "3", "--set", "nerf.n_fine=16", "--print-config")
     assert code == 0
-    config = from_dict(TrainConfig, json.loads(out))
-    assert (config.iters, config.seed, config.nerf.n_fine) == (7, 3, 16)
-    expected = tiny_config("nerf-small", 7)  # only to get a fresh preset; compare the rest
-    assert config.model == expected.model and config.lr == expected.lr
+    expected = preset("nerf-small")
+    for assignment in ("iters=7", "seed=3", "nerf.n_fine=16"):
+        apply_override(expected, assignment)
+    assert from_dict(TrainConfig, json.loads(out)) == expected
 
 
 # ----------------------------------------------------------------------------- happy paths
@@ -114,6 +109,24 @@ def test_train_eval_render_and_resume(capsys, nerf_run, tmp_path):
     assert code == 0, err
     assert load_checkpoint(resumed / "checkpoint.pt")["step"] == 4
     assert "for 4 steps" in out
+
+
+def test_ctrl_c_during_training_saves_and_exits_130(capsys, tmp_path, monkeypatch):
+    """A real SIGINT arriving inside step 2: the step finishes, the checkpoint is saved."""
+    original_step = Trainer.train_step
+
+    def ctrl_c_inside_step_2(trainer):
+        if trainer.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original_step(trainer)
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_inside_step_2)
+    code, _, err = run_cli(capsys, "train", "--preset", "nerf-small", "--out", tmp_path,
+                           "--device", "cpu", "--no-progress",
+                           *sets(tiny_overrides("nerf-small", 10)))
+    assert code == 130
+    assert "checkpoint of step 2 saved" in err and "--resume" in err
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
 
 
 def test_render_falls_back_to_gif_without_an_mp4_encoder(capsys, nerf_run, tmp_path,

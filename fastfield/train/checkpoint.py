@@ -77,7 +77,8 @@ def checkpoint_config(payload: Dict[str, Any]) -> TrainConfig:
 
 
 def config_differences(stored: Any, current: Any, prefix: str) -> List[str]:
-    """Dotted keys whose values differ between two to_dict() trees, as 'key: a vs b'."""
+    """The values that differ between two to_dict() trees, one line each:
+    "<prefix>.<dotted key> <stored> in the checkpoint, <current> here"."""
     if isinstance(stored, dict) and isinstance(current, dict):
         found = []
         for key in sorted(set(stored) | set(current)):

@@ -15,9 +15,8 @@ def load_config_scene(data) -> Scene:
 
     ``data.path`` None is the built-in scene (``builtin_format``, ``builtin_resolution``).
     """
-    blender = dict(half_res=data.half_res, white_background=data.white_background,
-                   downscale=data.downscale)
-    options = {"blender": blender,
+    options = {"blender": dict(half_res=data.half_res, white_background=data.white_background,
+                               downscale=data.downscale),
                "llff": dict(factor=data.factor, llffhold=data.llffhold, ndc=data.ndc,
                             spherify=data.spherify),
                "neus": dict(use_masks=data.use_masks)}
