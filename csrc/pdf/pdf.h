@@ -1,5 +1,5 @@
 // Inverse-CDF sampling (sample_pdf, neus_upsample) and the sorted merge (merge_sorted): the math
-// of one ray, shared by the CPU driver (pdf_cpu.cpp) and the CUDA driver (pdf_cuda.cu).
+// of one ray, run on CPU and CUDA by the drivers of pdf_host.h.
 //
 // sample_pdf (nerf-pytorch), for the n_bins weights w of a ray, its bin edges b[0..n_bins] and
 // ascending quantiles u:
