@@ -18,7 +18,9 @@ DEFAULT_CUDA_ARCHS = "8.0;8.6;9.0+PTX"
 _OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 CXX_FLAGS = ["-O3", "-fno-trapping-math", *_OPENMP]
 LINK_FLAGS = [*_OPENMP]
-NVCC_FLAGS = ["-O3"]
+# --extended-lambda: the drivers hand the CUDA launcher `[=] __host__ __device__` lambdas
+# (csrc/common/launch.h), as PyTorch's own gpu_kernel lambdas do.
+NVCC_FLAGS = ["-O3", "--extended-lambda"]
 
 
 def kernel_sources(csrc: Path) -> Tuple[List[str], List[str]]:

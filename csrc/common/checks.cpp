@@ -79,6 +79,15 @@ void check_sizes(const char* op, const at::Tensor& t, const char* name,
                     sizes_text(t.sizes()));
 }
 
+at::Tensor checked_optional(const char* op, const std::optional<at::Tensor>& t, const char* name,
+                            const at::Tensor& like, const char* like_name,
+                            std::initializer_list<int64_t> expected, const char* pattern) {
+  if (!t.has_value() || !t->defined()) return at::Tensor();
+  check_like(op, *t, name, like, like_name);
+  check_sizes(op, *t, name, expected, pattern);
+  return t->contiguous();
+}
+
 void check_ray_offsets(const char* op, const at::Tensor& offsets, int64_t n_samples,
                        const at::Tensor& like) {
   TORCH_CHECK_TYPE(offsets.scalar_type() == at::kLong, op, ": ray_offsets must be int64, got ",

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 
 namespace fastfield {
 
@@ -27,6 +28,12 @@ void check_like(const char* op, const at::Tensor& t, const char* name, const at:
 // symbolic shape shown in the error, e.g. "[n_rays, n_samples]".
 void check_sizes(const char* op, const at::Tensor& t, const char* name,
                  std::initializer_list<int64_t> expected, const char* pattern);
+// An optional tensor argument: undefined when absent (std::nullopt or an undefined tensor), else
+// checked with check_like against `like` and with check_sizes against `expected`, and made
+// contiguous.
+at::Tensor checked_optional(const char* op, const std::optional<at::Tensor>& t, const char* name,
+                            const at::Tensor& like, const char* like_name,
+                            std::initializer_list<int64_t> expected, const char* pattern);
 // CSR ray offsets: int64, 1-D with n_rays + 1 >= 1 entries, on the device of `like`; when value
 // checks are enabled also offsets[0] == 0, non-decreasing, offsets[n_rays] == n_samples.
 void check_ray_offsets(const char* op, const at::Tensor& offsets, int64_t n_samples,

@@ -1,5 +1,5 @@
-// Density (NeRF) compositing: the math of composite_density_fwd / _bwd for one ray, shared by
-// the CPU driver (density_cpu.cpp) and the CUDA driver (density_cuda.cu).
+// Density (NeRF) compositing: the math of composite_density_fwd / _bwd for one ray, run on CPU
+// and CUDA by the drivers of density_host.h.
 //
 //   alpha_i = 1 - exp(-sigma_i delta_i),  T_i = prod_{j<i} exp(-sigma_j delta_j),  w_i = alpha_i T_i
 //   rgb = sum w_i c_i + (1 - acc) background,  acc = sum w_i,  depth = sum w_i t_i

@@ -1,9 +1,11 @@
-// CPU driver of composite_density: a vectorised bulk pass computes exp(-sigma delta) for a block
-// of rays, then the shared per-ray scans of density.h run over the block.
-#include <ATen/Dispatch.h>
+// CPU kernels of composite_density: the drivers of density_host.h on the CPU launcher, whose
+// rays first get exp(-sigma delta) from a vectorised bulk pass over a block of rays, then run
+// the shared per-ray scans of density.h over the block.
 #include <torch/library.h>
 
-#include "../common/cpu_parallel.h"
+#include <vector>
+
+#include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
 #include "density_host.h"
 
@@ -34,47 +36,31 @@ void for_each_ray_with_decay(const DensityInputs<scalar_t>& in, const Body& body
       });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_density_fwd_cpu(
-    const at::Tensor& sigma, const at::Tensor& rgb, const at::Tensor& deltas,
-    const std::optional<at::Tensor>& t, const std::optional<at::Tensor>& ray_offsets,
-    const std::optional<at::Tensor>& background) {
-  const DensityCall call =
-      prepare_density("composite_density", sigma, rgb, deltas, t, ray_offsets, background);
-  auto [out_rgb, depth, acc, weights] = allocate_density_outputs(call);
-  AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_fwd_cpu", [&] {
-    const auto in = density_inputs<scalar_t>(call);
-    const auto out = density_outputs<scalar_t>(out_rgb, depth, acc, weights);
+}  // namespace
+
+template <>
+struct DensityRays<CpuLauncher> {
+  template <typename scalar_t>
+  static void forward(const at::Tensor& /*device_of*/, const DensityInputs<scalar_t>& in,
+                      const DensityOutputs<scalar_t>& out) {
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay, scalar_t*,
                                     int64_t) { density_forward_one_ray(in, decay, out, ray); });
-  });
-  return {out_rgb, depth, acc, weights};
-}
+  }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_density_bwd_cpu(
-    const std::optional<at::Tensor>& grad_rgb, const std::optional<at::Tensor>& grad_depth,
-    const std::optional<at::Tensor>& grad_acc, const std::optional<at::Tensor>& grad_weights,
-    const at::Tensor& sigma, const at::Tensor& rgb, const at::Tensor& deltas,
-    const std::optional<at::Tensor>& t, const std::optional<at::Tensor>& ray_offsets,
-    const std::optional<at::Tensor>& background) {
-  const char* op = "composite_density_bwd";
-  const DensityCall call = prepare_density(op, sigma, rgb, deltas, t, ray_offsets, background);
-  DensityGradTensors g =
-      prepare_density_grads(op, call, grad_rgb, grad_depth, grad_acc, grad_weights);
-  AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_bwd_cpu", [&] {
-    const auto in = density_inputs<scalar_t>(call);
-    const auto grads = density_grads<scalar_t>(g);
+  template <typename scalar_t>
+  static void backward(const at::Tensor& /*device_of*/, const DensityInputs<scalar_t>& in,
+                       const DensityGrads<scalar_t>& grads) {
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay,
                                     scalar_t* scratch, int64_t first) {
       density_backward_one_ray(in, decay, grads, ray, scratch, first);
     });
-  });
-  return {g.grad_sigma, g.grad_rgb_samples, g.grad_t};
-}
+  }
+};
 
-}  // namespace
 }  // namespace fastfield
 
 TORCH_LIBRARY_IMPL(fastfield, CPU, m) {
-  m.impl("composite_density_fwd", &fastfield::composite_density_fwd_cpu);
-  m.impl("composite_density_bwd", &fastfield::composite_density_bwd_cpu);
+  using fastfield::CpuLauncher;
+  m.impl("composite_density_fwd", &fastfield::composite_density_fwd_driver<CpuLauncher>);
+  m.impl("composite_density_bwd", &fastfield::composite_density_bwd_driver<CpuLauncher>);
 }

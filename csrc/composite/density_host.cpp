@@ -63,25 +63,16 @@ DensityGradTensors prepare_density_grads(const char* op, const DensityCall& call
                                          const std::optional<at::Tensor>& grad_depth,
                                          const std::optional<at::Tensor>& grad_acc,
                                          const std::optional<at::Tensor>& grad_weights) {
-  DensityGradTensors g;
-  g.grad_rgb = contiguous_or_undefined(grad_rgb);
-  g.grad_depth = contiguous_or_undefined(grad_depth);
-  g.grad_acc = contiguous_or_undefined(grad_acc);
-  g.grad_weights = contiguous_or_undefined(grad_weights);
   const at::Tensor& s = call.sigma;
-  if (g.grad_rgb.defined()) {
-    check_like(op, g.grad_rgb, "grad_rgb", s, "sigma");
-    check_sizes(op, g.grad_rgb, "grad_rgb", {call.n_rays, 3}, "[n_rays, 3]");
-  }
-  if (g.grad_depth.defined()) {
-    TORCH_CHECK_VALUE(call.t.defined(), op, ": grad_depth given but t is None (no depth output)");
-    check_like(op, g.grad_depth, "grad_depth", s, "sigma");
-    check_sizes(op, g.grad_depth, "grad_depth", {call.n_rays}, "[n_rays]");
-  }
-  if (g.grad_acc.defined()) {
-    check_like(op, g.grad_acc, "grad_acc", s, "sigma");
-    check_sizes(op, g.grad_acc, "grad_acc", {call.n_rays}, "[n_rays]");
-  }
+  DensityGradTensors g;
+  g.grad_rgb =
+      checked_optional(op, grad_rgb, "grad_rgb", s, "sigma", {call.n_rays, 3}, "[n_rays, 3]");
+  g.grad_depth =
+      checked_optional(op, grad_depth, "grad_depth", s, "sigma", {call.n_rays}, "[n_rays]");
+  TORCH_CHECK_VALUE(!g.grad_depth.defined() || call.t.defined(), op,
+                    ": grad_depth given but t is None (no depth output)");
+  g.grad_acc = checked_optional(op, grad_acc, "grad_acc", s, "sigma", {call.n_rays}, "[n_rays]");
+  g.grad_weights = contiguous_or_undefined(grad_weights);
   if (g.grad_weights.defined()) {
     check_like(op, g.grad_weights, "grad_weights", s, "sigma");
     TORCH_CHECK_VALUE(g.grad_weights.sizes() == s.sizes(), op,

@@ -1,13 +1,18 @@
-// Host-side half of the density drivers, shared by density_cpu.cpp and density_cuda.cu:
-// argument checks, contiguous copies, output allocation and the raw-pointer views that the
-// per-ray functions in density.h consume.
+// The drivers of composite_density, written once over a launcher (../common/launch.h) and
+// instantiated by density_cpu.cpp and density_cuda.cu: argument checks, contiguous copies,
+// output allocation, the raw-pointer views that the per-ray scans of density.h consume, and the
+// run of those scans over the rays (DensityRays).
 #pragma once
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <optional>
 
+#include <optional>
 #include <tuple>
 
+#include "../common/host_device.h"
+#include "../common/launch.h"
+#include "../common/math.h"
 #include "../common/tensor_args.h"
 #include "density.h"
 
@@ -70,6 +75,70 @@ DensityGrads<scalar_t> density_grads(DensityGradTensors& g) {
           data_or_null<scalar_t>(g.grad_acc),     data_or_null<scalar_t>(g.grad_weights),
           g.grad_sigma.data_ptr<scalar_t>(),      g.grad_rgb_samples.data_ptr<scalar_t>(),
           g.grad_t.numel() > 0 ? g.grad_t.data_ptr<scalar_t>() : nullptr};
+}
+
+// How the per-ray scans of density.h run over the rays: forward(device_of, in, out) and
+// backward(device_of, in, grads). This general form runs one item per ray that computes
+// exp(-sigma delta) on the spot (the CUDA kernel). density_cpu.cpp specialises it for
+// CpuLauncher: a vectorised bulk pass fills the decays of a block of rays first, then the same
+// scans read them.
+template <class Launcher>
+struct DensityRays {
+  // Grain 1: a ray's scan over all of its samples is worth a CPU task of its own.
+  template <typename scalar_t>
+  static void forward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
+                      const DensityOutputs<scalar_t>& out) {
+    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
+      const DecayFromDensity<scalar_t, StdExp> decay{in.sigma, in.delta, StdExp{}};
+      density_forward_one_ray(in, decay, out, ray);
+    });
+  }
+
+  template <typename scalar_t>
+  static void backward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
+                       const DensityGrads<scalar_t>& grads) {
+    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
+      const DecayFromDensity<scalar_t, StdExp> decay{in.sigma, in.delta, StdExp{}};
+      // The gradient output doubles as the scratch for T: no per-item arrays of unknown length.
+      density_backward_one_ray(in, decay, grads, ray, grads.grad_sigma, 0);
+    });
+  }
+};
+
+template <>
+struct DensityRays<CpuLauncher>;  // density_cpu.cpp
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_density_fwd_driver(
+    const at::Tensor& sigma, const at::Tensor& rgb, const at::Tensor& deltas,
+    const std::optional<at::Tensor>& t, const std::optional<at::Tensor>& ray_offsets,
+    const std::optional<at::Tensor>& background) {
+  const DensityCall call =
+      prepare_density("composite_density", sigma, rgb, deltas, t, ray_offsets, background);
+  auto [out_rgb, depth, acc, weights] = allocate_density_outputs(call);
+  AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_fwd", [&] {
+    DensityRays<Launcher>::forward(sigma, density_inputs<scalar_t>(call),
+                                   density_outputs<scalar_t>(out_rgb, depth, acc, weights));
+  });
+  return {out_rgb, depth, acc, weights};
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_density_bwd_driver(
+    const std::optional<at::Tensor>& grad_rgb, const std::optional<at::Tensor>& grad_depth,
+    const std::optional<at::Tensor>& grad_acc, const std::optional<at::Tensor>& grad_weights,
+    const at::Tensor& sigma, const at::Tensor& rgb, const at::Tensor& deltas,
+    const std::optional<at::Tensor>& t, const std::optional<at::Tensor>& ray_offsets,
+    const std::optional<at::Tensor>& background) {
+  const char* op = "composite_density_bwd";
+  const DensityCall call = prepare_density(op, sigma, rgb, deltas, t, ray_offsets, background);
+  DensityGradTensors g =
+      prepare_density_grads(op, call, grad_rgb, grad_depth, grad_acc, grad_weights);
+  AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_bwd", [&] {
+    DensityRays<Launcher>::backward(sigma, density_inputs<scalar_t>(call),
+                                    density_grads<scalar_t>(g));
+  });
+  return {g.grad_sigma, g.grad_rgb_samples, g.grad_t};
 }
 
 }  // namespace fastfield

@@ -1,5 +1,5 @@
-// SDF (NeuS) compositing: the math of composite_sdf_fwd / _bwd, shared by the CPU driver
-// (sdf_cpu.cpp) and the CUDA driver (sdf_cuda.cu). NeuS render_core, per section k with
+// SDF (NeuS) compositing: the math of composite_sdf_fwd / _bwd, run on CPU and CUDA by the
+// drivers of sdf_host.h. NeuS render_core, per section k with
 // s = inv_s (per ray) and r = cos_anneal_ratio:
 //
 //   iter_cos = -(relu(-0.5 cos + 0.5) (1 - r) + relu(-cos) r)
@@ -200,6 +200,13 @@ FF_HOST_DEVICE FF_INLINE SdfRaySpan sdf_ray_span(const SdfInputs<scalar_t>& in, 
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE scalar_t ray_inv_s(const SdfInputs<scalar_t>& in, int64_t ray) {
   return in.inv_s[ray * in.inv_s_stride];
+}
+
+// The SDF samples of one ray with their NeuS alpha evaluated on the spot.
+template <typename scalar_t, typename Exp>
+FF_HOST_DEVICE FF_INLINE NeusFromSdf<scalar_t, Exp> neus_from_sdf(const SdfInputs<scalar_t>& in,
+                                                                  int64_t ray, const Exp& exp_fn) {
+  return {in.sdf, in.cos, in.dists, ray_inv_s(in, ray), in.cos_anneal_ratio, exp_fn};
 }
 
 // Composite sample i of one ray: the blend of the NeuS alpha/colour with the background model

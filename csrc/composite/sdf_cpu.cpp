@@ -1,14 +1,16 @@
-// CPU driver of composite_sdf. Per ray, a vectorised bulk pass (FF_CPU_MULTIVERSION) evaluates
+// CPU kernels of composite_sdf: the drivers of sdf_host.h on the CPU launcher, with the rays run
+// by SdfRays<CpuLauncher> below. Per ray, a vectorised bulk pass (FF_CPU_MULTIVERSION) evaluates
 // neus_alpha (sdf.h) for the ray's samples into in-cache tables (alpha, and in the backward its
 // three partials). The forward then runs sdf.h's per-ray scan over the tables. The backward
 // keeps only the recurrences in the serial scan (compositing.h's composite_backward_ray) and
 // evaluates sdf.h's per-sample formulas around it in vectorised passes: the composited alpha and
 // v_i before, the per-sample gradients (sample_grads, store_sample_grads) after -- the formulas
-// that sdf_backward_one_ray applies inline on CUDA.
-#include <ATen/Dispatch.h>
+// that sdf_backward_one_ray applies inline in the general SdfRays (CUDA).
 #include <torch/library.h>
 
-#include "../common/cpu_parallel.h"
+#include <vector>
+
+#include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
 #include "sdf_host.h"
 
@@ -190,64 +192,31 @@ void for_each_ray_with_scratch(const SdfInputs<scalar_t>& in, const Fn& fn) {
       });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_sdf_fwd_cpu(
-    const at::Tensor& sdf, const at::Tensor& cos, const at::Tensor& dists,
-    const at::Tensor& inv_s, const at::Tensor& rgb, double cos_anneal_ratio,
-    const std::optional<at::Tensor>& inside, const std::optional<at::Tensor>& bg_alpha,
-    const std::optional<at::Tensor>& bg_rgb, const std::optional<at::Tensor>& ray_offsets) {
-  const SdfCall call = prepare_sdf("composite_sdf", sdf, cos, dists, inv_s, rgb,
-                                   cos_anneal_ratio, inside, bg_alpha, bg_rgb, ray_offsets);
-  auto [out_rgb, acc, weights, alpha] = allocate_sdf_outputs(call);
-  AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_fwd_cpu", [&] {
-    const auto in = sdf_inputs<scalar_t>(call);
-    const auto out = sdf_outputs<scalar_t>(out_rgb, acc, weights, alpha);
-    if (in.bg_alpha != nullptr) {
-      for_each_ray_with_scratch<false>(
-          in, [&](int64_t ray, scalar_t* scratch) { forward_ray<true>(in, out, ray, scratch); });
-    } else {
-      for_each_ray_with_scratch<false>(
-          in, [&](int64_t ray, scalar_t* scratch) { forward_ray<false>(in, out, ray, scratch); });
-    }
-  });
-  return {out_rgb, acc, weights, alpha};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-composite_sdf_bwd_cpu(const std::optional<at::Tensor>& grad_rgb,
-                      const std::optional<at::Tensor>& grad_acc,
-                      const std::optional<at::Tensor>& grad_weights,
-                      const std::optional<at::Tensor>& grad_alpha, const at::Tensor& sdf,
-                      const at::Tensor& cos, const at::Tensor& dists, const at::Tensor& inv_s,
-                      const at::Tensor& rgb, double cos_anneal_ratio,
-                      const std::optional<at::Tensor>& inside,
-                      const std::optional<at::Tensor>& bg_alpha,
-                      const std::optional<at::Tensor>& bg_rgb,
-                      const std::optional<at::Tensor>& ray_offsets) {
-  const char* op = "composite_sdf_bwd";
-  const SdfCall call = prepare_sdf(op, sdf, cos, dists, inv_s, rgb, cos_anneal_ratio, inside,
-                                   bg_alpha, bg_rgb, ray_offsets);
-  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha);
-  AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_bwd_cpu", [&] {
-    const auto in = sdf_inputs<scalar_t>(call);
-    const auto grads = sdf_grads<scalar_t>(g);
-    if (in.bg_alpha != nullptr) {
-      for_each_ray_with_scratch<true>(in, [&](int64_t ray, scalar_t* scratch) {
-        backward_ray<true>(in, grads, ray, scratch);
-      });
-    } else {
-      for_each_ray_with_scratch<true>(in, [&](int64_t ray, scalar_t* scratch) {
-        backward_ray<false>(in, grads, ray, scratch);
-      });
-    }
-  });
-  return {g.grad_sdf, g.grad_cos, g.grad_inv_s, g.grad_rgb_samples, g.grad_bg_alpha,
-          g.grad_bg_rgb};
-}
-
 }  // namespace
+
+template <>
+struct SdfRays<CpuLauncher> {
+  template <bool kBackground, typename scalar_t>
+  static void forward(const at::Tensor& /*device_of*/, const SdfInputs<scalar_t>& in,
+                      const SdfOutputs<scalar_t>& out) {
+    for_each_ray_with_scratch<false>(in, [&](int64_t ray, scalar_t* scratch) {
+      forward_ray<kBackground>(in, out, ray, scratch);
+    });
+  }
+
+  template <bool kBackground, typename scalar_t>
+  static void backward(const at::Tensor& /*device_of*/, const SdfInputs<scalar_t>& in,
+                       const SdfGrads<scalar_t>& grads) {
+    for_each_ray_with_scratch<true>(in, [&](int64_t ray, scalar_t* scratch) {
+      backward_ray<kBackground>(in, grads, ray, scratch);
+    });
+  }
+};
+
 }  // namespace fastfield
 
 TORCH_LIBRARY_IMPL(fastfield, CPU, m) {
-  m.impl("composite_sdf_fwd", &fastfield::composite_sdf_fwd_cpu);
-  m.impl("composite_sdf_bwd", &fastfield::composite_sdf_bwd_cpu);
+  using fastfield::CpuLauncher;
+  m.impl("composite_sdf_fwd", &fastfield::composite_sdf_fwd_driver<CpuLauncher>);
+  m.impl("composite_sdf_bwd", &fastfield::composite_sdf_bwd_driver<CpuLauncher>);
 }

@@ -97,20 +97,13 @@ SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
                                  const std::optional<at::Tensor>& grad_acc,
                                  const std::optional<at::Tensor>& grad_weights,
                                  const std::optional<at::Tensor>& grad_alpha) {
+  const at::Tensor& s = call.sdf;
   SdfGradTensors g;
-  g.grad_rgb = contiguous_or_undefined(grad_rgb);
-  g.grad_acc = contiguous_or_undefined(grad_acc);
+  g.grad_rgb =
+      checked_optional(op, grad_rgb, "grad_rgb", s, "sdf", {call.n_rays, 3}, "[n_rays, 3]");
+  g.grad_acc = checked_optional(op, grad_acc, "grad_acc", s, "sdf", {call.n_rays}, "[n_rays]");
   g.grad_weights = contiguous_or_undefined(grad_weights);
   g.grad_alpha = contiguous_or_undefined(grad_alpha);
-  const at::Tensor& s = call.sdf;
-  if (g.grad_rgb.defined()) {
-    check_like(op, g.grad_rgb, "grad_rgb", s, "sdf");
-    check_sizes(op, g.grad_rgb, "grad_rgb", {call.n_rays, 3}, "[n_rays, 3]");
-  }
-  if (g.grad_acc.defined()) {
-    check_like(op, g.grad_acc, "grad_acc", s, "sdf");
-    check_sizes(op, g.grad_acc, "grad_acc", {call.n_rays}, "[n_rays]");
-  }
   const at::IntArrayRef per_sample =
       call.bg_alpha.defined() ? call.bg_alpha.sizes() : s.sizes();
   auto check_per_sample = [&](const at::Tensor& t, const char* name) {

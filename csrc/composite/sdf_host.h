@@ -1,13 +1,18 @@
-// Host-side half of the SDF (NeuS) compositing drivers, shared by sdf_cpu.cpp and sdf_cuda.cu:
-// argument checks, contiguous copies, output allocation and the raw-pointer views that the
-// per-ray functions in sdf.h consume.
+// The drivers of composite_sdf (NeuS compositing), written once over a launcher
+// (../common/launch.h) and instantiated by sdf_cpu.cpp and sdf_cuda.cu: argument checks,
+// contiguous copies, output allocation, the raw-pointer views that the per-ray scans of sdf.h
+// consume, and the run of those scans over the rays (SdfRays).
 #pragma once
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
 #include <optional>
 #include <tuple>
 
+#include "../common/host_device.h"
+#include "../common/launch.h"
+#include "../common/math.h"
 #include "../common/tensor_args.h"
 #include "sdf.h"
 
@@ -88,6 +93,89 @@ SdfGrads<scalar_t> sdf_grads(SdfGradTensors& g) {
           g.grad_rgb_samples.data_ptr<scalar_t>(),
           data_or_null<scalar_t>(g.grad_bg_alpha),
           data_or_null<scalar_t>(g.grad_bg_rgb)};
+}
+
+// How the per-ray scans of sdf.h run over the rays: forward<kBackground>(device_of, in, out) and
+// backward<kBackground>(device_of, in, grads), kBackground == (in.bg_alpha != nullptr). This
+// general form runs one item per ray that evaluates neus_alpha on the spot (the backward
+// recomputes it in both sweeps instead of storing per-sample tables: the CUDA kernel).
+// sdf_cpu.cpp specialises it for CpuLauncher: vectorised bulk passes evaluate the per-sample
+// formulas into in-cache tables around the same serial scans.
+template <class Launcher>
+struct SdfRays {
+  // Grain 1: a ray's scan over all of its samples is worth a CPU task of its own.
+  template <bool kBackground, typename scalar_t>
+  static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
+                      const SdfOutputs<scalar_t>& out) {
+    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
+      sdf_forward_one_ray<kBackground>(in, sdf_ray_span(in, ray), neus_from_sdf(in, ray, StdExp{}),
+                                       out, ray);
+    });
+  }
+
+  template <bool kBackground, typename scalar_t>
+  static void backward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
+                       const SdfGrads<scalar_t>& grads) {
+    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
+      // A gradient output indexed like the composite samples doubles as the scratch for T.
+      scalar_t* scratch = kBackground ? grads.grad_bg_alpha : grads.grad_sdf;
+      sdf_backward_one_ray<kBackground>(in, sdf_ray_span(in, ray),
+                                        neus_from_sdf(in, ray, StdExp{}), grads, ray, scratch, 0);
+    });
+  }
+};
+
+template <>
+struct SdfRays<CpuLauncher>;  // sdf_cpu.cpp
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_sdf_fwd_driver(
+    const at::Tensor& sdf, const at::Tensor& cos, const at::Tensor& dists,
+    const at::Tensor& inv_s, const at::Tensor& rgb, double cos_anneal_ratio,
+    const std::optional<at::Tensor>& inside, const std::optional<at::Tensor>& bg_alpha,
+    const std::optional<at::Tensor>& bg_rgb, const std::optional<at::Tensor>& ray_offsets) {
+  const SdfCall call = prepare_sdf("composite_sdf", sdf, cos, dists, inv_s, rgb,
+                                   cos_anneal_ratio, inside, bg_alpha, bg_rgb, ray_offsets);
+  auto [out_rgb, acc, weights, alpha] = allocate_sdf_outputs(call);
+  AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_fwd", [&] {
+    const auto in = sdf_inputs<scalar_t>(call);
+    const auto out = sdf_outputs<scalar_t>(out_rgb, acc, weights, alpha);
+    if (in.bg_alpha != nullptr) {
+      SdfRays<Launcher>::template forward<true>(sdf, in, out);
+    } else {
+      SdfRays<Launcher>::template forward<false>(sdf, in, out);
+    }
+  });
+  return {out_rgb, acc, weights, alpha};
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+composite_sdf_bwd_driver(const std::optional<at::Tensor>& grad_rgb,
+                         const std::optional<at::Tensor>& grad_acc,
+                         const std::optional<at::Tensor>& grad_weights,
+                         const std::optional<at::Tensor>& grad_alpha, const at::Tensor& sdf,
+                         const at::Tensor& cos, const at::Tensor& dists, const at::Tensor& inv_s,
+                         const at::Tensor& rgb, double cos_anneal_ratio,
+                         const std::optional<at::Tensor>& inside,
+                         const std::optional<at::Tensor>& bg_alpha,
+                         const std::optional<at::Tensor>& bg_rgb,
+                         const std::optional<at::Tensor>& ray_offsets) {
+  const char* op = "composite_sdf_bwd";
+  const SdfCall call = prepare_sdf(op, sdf, cos, dists, inv_s, rgb, cos_anneal_ratio, inside,
+                                   bg_alpha, bg_rgb, ray_offsets);
+  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha);
+  AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_bwd", [&] {
+    const auto in = sdf_inputs<scalar_t>(call);
+    const auto grads = sdf_grads<scalar_t>(g);
+    if (in.bg_alpha != nullptr) {
+      SdfRays<Launcher>::template backward<true>(sdf, in, grads);
+    } else {
+      SdfRays<Launcher>::template backward<false>(sdf, in, grads);
+    }
+  });
+  return {g.grad_sdf, g.grad_cos, g.grad_inv_s, g.grad_rgb_samples, g.grad_bg_alpha,
+          g.grad_bg_rgb};
 }
 
 }  // namespace fastfield

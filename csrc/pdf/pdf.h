@@ -1,5 +1,5 @@
 // Inverse-CDF sampling (sample_pdf, neus_upsample) and the sorted merge (merge_sorted): the math
-// of one ray, shared by the CPU driver (pdf_cpu.cpp) and the CUDA driver (pdf_cuda.cu).
+// of one ray, run on CPU and CUDA by the drivers of pdf_host.h.
 //
 // sample_pdf (nerf-pytorch), for the n_bins weights w of a ray, its bin edges b[0..n_bins] and
 // ascending quantiles u:
@@ -245,25 +245,28 @@ struct MergeArgs {
 
 // Whatever the input order, index is a permutation of 0 .. na + nb - 1 and merged = cat[index]:
 // the loop counts are fixed and every read is in bounds.
+// The row lengths are copied into locals: the int64 index stores could alias m's fields, which
+// would otherwise be reloaded after every store.
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE void merge_sorted_one_ray(const MergeArgs<scalar_t>& m, int64_t ray) {
-  const scalar_t* __restrict__ a = m.a + ray * m.na;
-  const scalar_t* __restrict__ b = m.b + ray * m.nb;
-  scalar_t* __restrict__ merged = m.merged + ray * (m.na + m.nb);
-  int64_t* __restrict__ index = m.index + ray * (m.na + m.nb);
+  const int64_t na = m.na, nb = m.nb;
+  const scalar_t* __restrict__ a = m.a + ray * na;
+  const scalar_t* __restrict__ b = m.b + ray * nb;
+  scalar_t* __restrict__ merged = m.merged + ray * (na + nb);
+  int64_t* __restrict__ index = m.index + ray * (na + nb);
   int64_t j = 0, k = 0;
-  for (int64_t i = 0; i < m.na; ++i) {
+  for (int64_t i = 0; i < na; ++i) {
     const scalar_t ai = a[i];
-    for (; j < m.nb && sorts_before(b[j], ai); ++j, ++k) {
+    for (; j < nb && sorts_before(b[j], ai); ++j, ++k) {
       merged[k] = b[j];
-      index[k] = m.na + j;
+      index[k] = na + j;
     }
     merged[k] = ai;
     index[k++] = i;
   }
-  for (; j < m.nb; ++j, ++k) {
+  for (; j < nb; ++j, ++k) {
     merged[k] = b[j];
-    index[k] = m.na + j;
+    index[k] = na + j;
   }
 }
 

@@ -1,5 +1,5 @@
-// Ray bounds: the per-ray math of near_far_sphere and near_far_aabb, shared by the CPU driver
-// (rays_cpu.cpp) and the CUDA driver (rays_cuda.cu). Ray x(t) = o + t d, d not necessarily unit.
+// Ray bounds: the per-ray math of near_far_sphere and near_far_aabb, run on CPU and CUDA by the
+// drivers of rays_host.h. Ray x(t) = o + t d, d not necessarily unit.
 //
 // Sphere of radius r at the origin. Closest approach t_mid = -(o.d)/(d.d), p = o + t_mid d
 // (|p|^2 taken directly rather than as o.o - (o.d)^2/(d.d), which cancels for distant origins).

@@ -1,5 +1,5 @@
-// Pinhole camera rays: the per-ray math of generate_rays and ndc_rays, shared by the CPU driver
-// (rays_cpu.cpp) and the CUDA driver (rays_cuda.cu).
+// Pinhole camera rays: the per-ray math of generate_rays and ndc_rays, run on CPU and CUDA by the
+// drivers of rays_host.h.
 //
 // generate_rays, pixel (camera c, row, col), o = pixel_offset, K_c = (fx, fy, cx, cy):
 //   x = (col + o - cx) / fx,  y = (row + o - cy) / fy

@@ -1,13 +1,17 @@
-// Host-side half of the ray drivers, shared by rays_cpu.cpp and rays_cuda.cu: argument checks,
-// contiguous copies, output allocation and the raw-pointer views that the per-ray functions in
-// camera_rays.h and bounds.h consume.
+// The drivers of the ray ops, written once over a launcher (../common/launch.h) and
+// instantiated by rays_cpu.cpp and rays_cuda.cu: argument checks, contiguous copies, output
+// allocation, the raw-pointer views that the per-ray functions of camera_rays.h and bounds.h
+// consume, and one launch of that function per ray.
 #pragma once
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <tuple>
 
+#include "../common/host_device.h"
+#include "../common/launch.h"
 #include "bounds.h"
 #include "camera_rays.h"
 
@@ -88,6 +92,80 @@ BoundsInputs<scalar_t> bounds_inputs(const RayBatch& rays) {
 template <typename scalar_t>
 BoundsOutputs<scalar_t> bounds_outputs(at::Tensor& near, at::Tensor& far, at::Tensor& hit) {
   return {near.data_ptr<scalar_t>(), far.data_ptr<scalar_t>(), hit.data_ptr<bool>()};
+}
+
+// A few dozen flops per ray: on CPU, smaller batches are not worth waking a second thread for.
+constexpr int64_t kRaysPerTask = 4096;
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor> generate_rays_driver(const at::Tensor& c2w,
+                                                        const at::Tensor& intrinsics,
+                                                        const at::Tensor& pixels,
+                                                        int64_t convention, double pixel_offset,
+                                                        bool normalize) {
+  const CameraRayCall call =
+      prepare_camera_rays(c2w, intrinsics, pixels, convention, pixel_offset, normalize);
+  auto [origins, directions] = allocate_rays(call.c2w, call.n_rays);
+  AT_DISPATCH_FLOATING_TYPES(c2w.scalar_type(), "generate_rays", [&] {
+    const auto in = camera_ray_inputs<scalar_t>(call);
+    const auto out = ray_outputs<scalar_t>(origins, directions);
+    Launcher::for_each(c2w, call.n_rays, kRaysPerTask,
+                       [=] FF_HOST_DEVICE(int64_t ray) { generate_one_ray(in, out, ray); });
+  });
+  return {origins, directions};
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor> ndc_rays_driver(const at::Tensor& origins,
+                                                   const at::Tensor& directions, double height,
+                                                   double width, double focal, double near) {
+  const RayBatch rays = prepare_ray_batch("ndc_rays", origins, directions);
+  auto [ndc_origins, ndc_directions] = allocate_rays(rays.origins, rays.n_rays);
+  AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "ndc_rays", [&] {
+    const auto in = ndc_inputs<scalar_t>(rays, height, width, focal, near);
+    const auto out = ray_outputs<scalar_t>(ndc_origins, ndc_directions);
+    Launcher::for_each(origins, rays.n_rays, kRaysPerTask,
+                       [=] FF_HOST_DEVICE(int64_t ray) { ndc_one_ray(in, out, ray); });
+  });
+  return {ndc_origins, ndc_directions};
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> near_far_sphere_driver(const at::Tensor& origins,
+                                                                      const at::Tensor& directions,
+                                                                      double radius,
+                                                                      int64_t mode) {
+  const RayBatch rays = prepare_ray_batch("near_far_sphere", origins, directions);
+  const SphereBounds bounds_mode = sphere_bounds_mode(mode);
+  auto [near, far, hit] = allocate_bounds(rays.origins, rays.n_rays);
+  AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "near_far_sphere", [&] {
+    const auto in = bounds_inputs<scalar_t>(rays);
+    const auto out = bounds_outputs<scalar_t>(near, far, hit);
+    const auto r = static_cast<scalar_t>(radius);
+    Launcher::for_each(origins, rays.n_rays, kRaysPerTask, [=] FF_HOST_DEVICE(int64_t ray) {
+      near_far_sphere_one_ray(in, r, bounds_mode, out, ray);
+    });
+  });
+  return {near, far, hit};
+}
+
+template <class Launcher>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> near_far_aabb_driver(const at::Tensor& origins,
+                                                                    const at::Tensor& directions,
+                                                                    const at::Tensor& aabb) {
+  const char* op = "near_far_aabb";
+  const RayBatch rays = prepare_ray_batch(op, origins, directions);
+  const at::Tensor box = prepare_aabb(op, aabb, rays.origins);
+  auto [near, far, hit] = allocate_bounds(rays.origins, rays.n_rays);
+  AT_DISPATCH_FLOATING_TYPES(origins.scalar_type(), "near_far_aabb", [&] {
+    const auto in = bounds_inputs<scalar_t>(rays);
+    const auto out = bounds_outputs<scalar_t>(near, far, hit);
+    const scalar_t* box_data = box.data_ptr<scalar_t>();  // [6]
+    Launcher::for_each(origins, rays.n_rays, kRaysPerTask, [=] FF_HOST_DEVICE(int64_t ray) {
+      near_far_aabb_one_ray(in, box_data, out, ray);
+    });
+  });
+  return {near, far, hit};
 }
 
 }  // namespace fastfield

@@ -1,5 +1,5 @@
-// Stratified samples along rays: the per-ray math of stratified_samples, shared by the CPU
-// driver (stratified_cpu.cpp) and the CUDA driver (stratified_cuda.cu).
+// Stratified samples along rays: the per-ray math of stratified_samples, run on CPU and CUDA by
+// the driver of stratified_host.h.
 //
 // Grid, s_i = i / (n - 1) (s_0 = 0 when n == 1):
 //   t_i = near (1 - s_i) + far s_i                     (linear in depth)
