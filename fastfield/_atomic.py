@@ -1,4 +1,5 @@
-"""Atomic file output: readers (and concurrent writers) never see a half-written file."""
+"""Atomic file output: readers (and concurrent writers) never see a half-written file, and a
+crash or power loss leaves either the previous file or the new one."""
 import os
 import uuid
 from contextlib import contextmanager
@@ -6,10 +7,21 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _fsync(path: Path, directory: bool = False) -> None:
+    if directory and not hasattr(os, "O_DIRECTORY"):
+        return  # not POSIX: renames cannot be persisted this way
+    fd = os.open(path, (os.O_RDONLY | os.O_DIRECTORY) if directory else os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write to; it replaces ``path`` (os.replace)
-    when the block finishes and is deleted when the block raises.
+    """Yield a temporary path beside ``path`` to write to. When the block finishes the file is
+    fsync'ed, replaces ``path`` (os.replace) and the folder is fsync'ed so the rename persists;
+    when the block raises it is deleted and ``path`` is untouched.
 
     The temporary file is hidden, in the same folder (so the rename cannot cross file
     systems) and keeps the suffix (writers such as ffmpeg pick the format from it).
@@ -20,7 +32,9 @@ def atomic_path(path) -> Iterator[Path]:
                                f"{path.suffix}")
     try:
         yield temporary
+        _fsync(temporary)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    _fsync(path.parent, directory=True)

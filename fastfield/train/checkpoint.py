@@ -10,11 +10,12 @@ A checkpoint is a dict saved with ``torch.save``:
     rng                  every random state the run draws from (see Trainer.state_dict)
     elapsed              training seconds so far
 """
-import os
 from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
+
+from .._atomic import atomic_path
 
 from ..config import TrainConfig, from_dict, to_dict
 
@@ -27,30 +28,10 @@ def checkpoint_path(run_dir) -> Path:
 
 
 def save_atomic(payload: Dict[str, Any], path) -> None:
-    """``torch.save(payload)`` to ``path`` so that ``path`` always holds a complete file.
-
-    The bytes go to a temporary file in the same folder (a rename cannot cross file systems),
-    are fsync'ed, then ``os.replace`` swaps it in; the folder is fsync'ed so the rename itself
-    survives a power loss. If anything fails, the previous file at ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: persist the rename
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    """``torch.save(payload)`` to ``path`` so that ``path`` always holds a complete file (see
+    fastfield._atomic.atomic_path); if anything fails, the previous file is untouched."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        torch.save(payload, file)
 
 
 def load_checkpoint(path) -> Dict[str, Any]:
