@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 
@@ -174,6 +176,19 @@ def test_demo_wires_training_evaluation_video_and_mesh(capsys, tmp_path, monkeyp
     markdown = (tmp_path / "SUMMARY.md").read_text()
     assert f"{summary['runs']['nerf']['test_psnr']:.2f} dB" in markdown
     assert "Chamfer" in markdown
+
+    # overview.png: row 0 is NeRF (image, render, depth), row 1 NeuS (plus normals).
+    assert "![overview](overview.png)" in markdown
+    overview = iio.imread(tmp_path / "overview.png")
+    view = json.loads((tmp_path / "nerf" / "eval_test" / "metrics.json").read_text())["views"][0]
+    render = iio.imread(tmp_path / "nerf" / "eval_test" / f"{view['name']}_rgb.png")[..., :3]
+    height, width = render.shape[:2]
+    factor, gap = demo.OVERVIEW_HEIGHT // height, 4
+    assert overview.shape == (2 * height * factor + gap, 4 * width * factor + 3 * gap, 3)
+    column = width * factor + gap
+    upscaled = np.repeat(np.repeat(render, factor, 0), factor, 1)
+    np.testing.assert_array_equal(overview[:height * factor, column:column + width * factor],
+                                  upscaled)
 
 
 # ----------------------------------------------------------------------------- error paths
