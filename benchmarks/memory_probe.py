@@ -1,11 +1,15 @@
-"""Peak memory of one workload in a fresh process (a process's peak RSS cannot be reset, so
-each (workload, backend) pair runs alone). Prints one JSON line.
+"""Peak memory of one workload in a fresh process, so that nothing another benchmark allocated
+counts. Prints one JSON line.
+
+The peak is the kernel's high-water mark of this process's resident set (VmHWM), reset to the
+current RSS once setup is done (``/proc/self/clear_refs``), so it is the workload's peak. Not
+getrusage's ru_maxrss: on Linux a child inherits its parent's maximum across fork and exec, so
+under pytest every probe would report the pytest process's own peak.
 
     python benchmarks/memory_probe.py --workload train --preset nerf-small --backend kernels
 """
 import argparse
 import json
-import resource
 import sys
 from pathlib import Path
 
@@ -15,12 +19,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workloads import image_render, make_model, orbit_cameras, training_step  # noqa: E402
 
 
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    return float("nan")
+    raise RuntimeError(f"/proc/self/status has no {field} (peak RSS needs Linux)")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def main() -> None:
@@ -42,7 +57,8 @@ def main() -> None:
     else:
         camera = orbit_cameras(model.kind, 1, args.height, args.width, device)
         work = image_render(model.eval(), camera, args.backend)
-    baseline = _rss_mib()
+    baseline = _status_mib("VmRSS")
+    peak_is_workload = _reset_peak()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
@@ -50,8 +66,9 @@ def main() -> None:
     work()
     result = {"workload": args.workload, "preset": args.preset, "backend": args.backend,
               "device": args.device, "trivial": args.trivial, "baseline_rss_mib": baseline,
-              # ru_maxrss is in KiB on Linux: the process's peak, setup included.
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mib": _status_mib("VmHWM"),
+              # False: the peak could not be reset and includes setup.
+              "peak_is_workload": peak_is_workload}
     if device.type == "cuda":
         torch.cuda.synchronize()
         result["cuda_peak_mib"] = (torch.cuda.max_memory_allocated(device) - before) / 2**20

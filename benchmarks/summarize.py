@@ -7,7 +7,8 @@ The summary has one row per group: the median time of fastfield's kernels and of
 ops measured in the same run, and their ratio; the machine the run was on; the time per ray of
 render_rays against ray count (with the rise from the first size >= 4096 rays to the largest);
 the networks' share of each whole step / image (1 - pipeline time / whole time, kernels); and
-the peak memory table when benchmarks/.results/memory.json is present.
+the peak memory table when benchmarks/.results/memory.json is present (each workload in its own
+process; the peak is over the workload alone where the kernel allows resetting it).
 """
 import argparse
 import json
@@ -39,26 +40,27 @@ def fmt_time(seconds: float) -> str:
 
 
 def ratio_table(groups) -> List[str]:
-    lines = ["| group | fastfield (median) | reference (median) | speed-up |",
+    """One row per group: fastfield against the reference ops, then one row for each other
+    baseline measured in the group (e.g. nerf-pytorch's ways of making rays)."""
+    lines = ["| group | fastfield (median) | baseline (median) | speed-up |",
              "|---|---:|---:|---:|"]
     for name in sorted(groups):
         impls = groups[name]
-        ours, ref = impls.get("fastfield"), impls.get("reference")
+        ours = impls.get("fastfield")
         if ours is None:
+            lines.append(f"| {name} | | " + ", ".join(
+                f"{impl}: {fmt_time(b['stats']['median'])}" for impl, b in impls.items()) + " | |")
             continue
         ours_t = ours["stats"]["median"]
-        row = f"| {name} | {fmt_time(ours_t)} |"
-        if ref is not None:
-            ref_t = ref["stats"]["median"]
-            row += f" {fmt_time(ref_t)} | {ref_t / ours_t:.2f}x |"
-        else:
-            row += " | |"
-        lines.append(row)
-    extra = [g for g in groups if "fastfield" not in groups[g]]
-    for name in sorted(extra):  # groups with other baselines (e.g. nerf-pytorch's ray generation)
-        lines.append(f"| {name} | " + ", ".join(
-            f"{impl}: {fmt_time(b['stats']['median'])}" for impl, b in groups[name].items())
-            + " | | |")
+        baselines = [impl for impl in impls if impl != "fastfield"]
+        baselines.sort(key=lambda impl: impl != "reference")  # the reference first
+        if not baselines:
+            lines.append(f"| {name} | {fmt_time(ours_t)} | | |")
+        for impl in baselines:
+            theirs = impls[impl]["stats"]["median"]
+            label = name if impl == "reference" else f"{name} vs {impl}"
+            lines.append(f"| {label} | {fmt_time(ours_t)} | {impl}: {fmt_time(theirs)} | "
+                         f"{theirs / ours_t:.2f}x |")
     return lines
 
 
@@ -127,7 +129,8 @@ def memory_lines(path: Path) -> List[str]:
     if not path.is_file():
         return []
     results = json.loads(path.read_text())["results"]
-    lines = ["| workload | preset | backend | peak RSS (MiB) | after setup (MiB) | CUDA peak (MiB) |",
+    lines = ["| workload | preset | backend | peak RSS in the workload (MiB) | RSS after setup (MiB) "
+             "| CUDA peak (MiB) |",
              "|---|---|---|---:|---:|---:|"]
     for r in results:
         cuda = f"{r['cuda_peak_mib']:.0f}" if "cuda_peak_mib" in r else ""

@@ -11,12 +11,15 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python}"
 LIBASAN="$(g++ -print-file-name=libasan.so)"
 [ -f "$LIBASAN" ] || { echo "no libasan.so for g++ ($LIBASAN)" >&2; exit 2; }
+# libstdc++ preloaded too: ASan intercepts __cxa_throw at start-up, and without the real one
+# present then, the first C++ exception (every TORCH_CHECK error) aborts the interpreter.
+LIBSTDCXX="$(g++ -print-file-name=libstdc++.so)"
 export FASTFIELD_FORCE_JIT=1
 export FASTFIELD_CACHE="${FASTFIELD_ASAN_CACHE:-$ROOT/build/asan-cache}"
 # Python's allocator and torch are not instrumented: leaks and allocator mismatches there are
 # not ours to report; out-of-bounds accesses in our kernels still abort.
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1"
-LD_PRELOAD="$LIBASAN" "$PYTHON" - "${1:-}" <<'EOF'
+LD_PRELOAD="$LIBASAN $LIBSTDCXX" "$PYTHON" - "${1:-}" <<'EOF'
 import importlib.util, sys
 from pathlib import Path
 # Sanitizer flags for the build on import: fastfield._build is loaded (and patched) before the
