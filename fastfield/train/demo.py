@@ -18,6 +18,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from .._atomic import atomic_path
 from ..config import apply_override, preset
 from ..mesh import extract_mesh, vertex_normals, write_ply
 from ..video import render_video
@@ -140,7 +141,8 @@ def write_overview(path: Path, rows: List[List[np.ndarray]]) -> None:
     width = max(row.shape[1] for row in scaled_rows)
     padded = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255)
               for row in scaled_rows]
-    iio.imwrite(path, np.concatenate(padded, 0)[:-gap])
+    with atomic_path(path) as temporary:
+        iio.imwrite(temporary, np.concatenate(padded, 0)[:-gap])
 
 
 def _markdown(summary: Dict[str, Any]) -> str:
