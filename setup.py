@@ -72,7 +72,7 @@ setup(
     install_requires=["torch>=2.4", "numpy", "imageio", "tqdm"],
     extras_require={
         "full": ["matplotlib", "imageio-ffmpeg", "scikit-image"],
-        "test": ["pytest", "pytest-benchmark", "matplotlib", "scikit-image"],
+        "test": ["pytest", "pytest-benchmark", "matplotlib", "scikit-image", "imageio-ffmpeg"],
     },
     entry_points={"console_scripts": ["fastfield = fastfield.cli:main"]},
     ext_modules=ext_modules,
