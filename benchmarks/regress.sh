@@ -16,18 +16,17 @@ shift || true
 NAME="baseline-${FASTFIELD_BENCH:-cpu}"
 STORAGE="${FASTFIELD_BENCH_STORAGE:-$ROOT/.benchmarks}"
 FAIL="${FASTFIELD_REGRESS_FAIL:-median:20%}"
+PYTEST=(python -m pytest benchmarks -q --benchmark-storage="file://$STORAGE")
 case "$ACTION" in
   save)
-    exec python -m pytest benchmarks -q --benchmark-storage="file://$STORAGE" \
-        --benchmark-save="$NAME" "$@" ;;
+    exec "${PYTEST[@]}" --benchmark-save="$NAME" "$@" ;;
   compare)
     # The newest saved run of these sizes: pytest-benchmark names them NNNN_<name>.json.
     saved=$(ls -1 "$STORAGE"/*/*_"$NAME".json 2>/dev/null | sort | tail -n 1 || true)
     [ -n "$saved" ] || { echo "no saved $NAME run in $STORAGE: bash benchmarks/regress.sh save first" >&2; exit 2; }
     id=$(basename "$saved" .json)
     echo "comparing with $saved (fail on $FAIL)"
-    exec python -m pytest benchmarks -q --benchmark-storage="file://$STORAGE" \
-        --benchmark-compare="${id%%_*}" --benchmark-compare-fail="$FAIL" "$@" ;;
+    exec "${PYTEST[@]}" --benchmark-compare="${id%%_*}" --benchmark-compare-fail="$FAIL" "$@" ;;
   *)
     echo "usage: bash benchmarks/regress.sh save|compare [pytest arguments]" >&2
     exit 2 ;;

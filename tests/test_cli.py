@@ -102,7 +102,7 @@ def test_train_eval_render_and_resume(capsys, nerf_run, tmp_path):
     code, out, err = run_cli(capsys, "render", "--run", nerf_run, "--frames", "3", "--out",
                              tmp_path / "orbit.mp4")
     assert code == 0, err
-    # Without imageio-ffmpeg (the [test] extra leaves it out) the video falls back to a GIF.
+    # Without imageio-ffmpeg (an optional extra) the video falls back to a GIF.
     written = tmp_path / ("orbit.mp4" if fastfield.video.mp4_encoder_available() else "orbit.gif")
     assert written.stat().st_size > 0 and f"wrote 3 frames to {written}" in out
 
