@@ -63,6 +63,9 @@ def _extensions():
 
 
 ext_modules, cmdclass = _extensions()
+# Plots, MP4 video and marching cubes; the tests exercise all three.
+FULL_EXTRAS = ["matplotlib", "imageio-ffmpeg", "scikit-image"]
+
 setup(
     name="fastfield",
     version="0.1.0",
@@ -71,8 +74,8 @@ setup(
     packages=find_packages(include=["fastfield", "fastfield.*"]),
     install_requires=["torch>=2.4", "numpy", "imageio", "tqdm"],
     extras_require={
-        "full": ["matplotlib", "imageio-ffmpeg", "scikit-image"],
-        "test": ["pytest", "pytest-benchmark", "matplotlib", "scikit-image", "imageio-ffmpeg"],
+        "full": FULL_EXTRAS,
+        "test": ["pytest", "pytest-benchmark", *FULL_EXTRAS],
     },
     entry_points={"console_scripts": ["fastfield = fastfield.cli:main"]},
     ext_modules=ext_modules,
