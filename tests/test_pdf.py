@@ -298,6 +298,34 @@ def test_unchecked_unsorted_u_inverts_every_quantile(unchecked_values):
                                equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("kind", ["peaked", "relu", "zeros"])
+@pytest.mark.parametrize("n_bins,n_samples", [(1, 1), (5, 17), (62, 128), (62, 5), (200, 300)])
+def test_cpu_table_inversion_matches_the_walk(unchecked_values, dtype, kind, n_bins, n_samples):
+    """The CPU inverts ascending quantiles from per-ray CDF tables in vector passes, and walks
+    rays whose quantiles do not ascend (pdf.h, invert_cdf_cpu.h): both must give the same bits.
+    A shuffled row takes the walk, which restarts below its position, so gathered back into
+    order it gives the walk's samples of the sorted row. Includes quantiles 0 and 1 (the ends
+    of the table), windows wider than a vector (200 bins, uniform weights) and a short last
+    group of lanes."""
+    n_rays = 24
+    bins = make_bins(n_rays, n_bins, "cpu", dtype, seed=11)
+    weights = make_weights(n_rays, n_bins, kind, "cpu", dtype, seed=12)
+    g = torch.Generator().manual_seed(13)
+    u = torch.rand(n_rays, n_samples, generator=g, dtype=F64).to(dtype)
+    u[:4] = torch.linspace(0, 1, n_samples, dtype=dtype)
+    u[4, 0], u[5, -1] = -0.5, 1.5  # below and beyond the CDF
+    sorted_u = u.sort(-1).values
+    order = torch.randperm(n_samples, generator=g)
+    table = torch.ops.fastfield.sample_pdf(bins, weights, sorted_u)
+    walk = torch.ops.fastfield.sample_pdf(bins, weights, sorted_u[:, order.flip(0)].contiguous())
+    if n_samples > 1:
+        torch.testing.assert_close(walk.gather(1, order.flip(0).argsort().expand(n_rays, -1)),
+                                   table, rtol=0, atol=0)
+    shared = torch.ops.fastfield.sample_pdf(bins, weights, sorted_u[0])  # one row for all rays
+    assert torch.equal(shared[0], table[0])
+
+
 def test_sample_pdf_bad_input(device):
     bins, weights = make_bins(4, 6, device, F32), make_weights(4, 6, "relu", device, F32)
     sp = fastfield.sample_pdf

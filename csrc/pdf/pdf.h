@@ -123,6 +123,47 @@ struct NeusWeights {
   }
 };
 
+// ------------------------------------------------------------------------------ the formulas
+// Shared by the walk below and by the CPU driver's table-based inversion (invert_cdf_cpu.h).
+
+// The normaliser sum_k (w_k + 1e-5): accumulated in double, rounded once.
+template <typename scalar_t, typename Source>
+FF_HOST_DEVICE FF_INLINE scalar_t pdf_normaliser(Source& weights, int64_t n_bins) {
+  double total = 0;
+  weights.restart();
+  for (int64_t i = 0; i < n_bins; ++i) total += static_cast<double>(weights.next() + scalar_t(1e-5));
+  return static_cast<scalar_t>(total);
+}
+
+// One CDF entry: cdf_{i+1} from the double sum behind cdf_i and the weight w_i of bin i.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t next_cdf(double& running, scalar_t w, scalar_t norm) {
+  running += static_cast<double>((w + scalar_t(1e-5)) / norm);
+  return static_cast<scalar_t>(running);
+}
+
+// The sample of quantile q between the CDF entries lo and hi (lo == hi at either end):
+// b_lo + (q - cdf_lo) / denom * (b_hi - b_lo), denom = cdf_hi - cdf_lo, or 1 where under 1e-5.
+// value_t is scalar_t, or on the CPU a GCC vector of scalar_t lanes (invert_cdf_cpu.h), which
+// computes the same operations lane by lane.
+template <typename value_t>
+struct ScalarOf {
+  using type = value_t;
+};
+
+template <typename value_t>
+FF_HOST_DEVICE FF_INLINE value_t bin_denominator(value_t cdf_hi, value_t cdf_lo) {
+  using scalar_t = typename ScalarOf<value_t>::type;
+  const value_t denom = cdf_hi - cdf_lo;
+  return denom < scalar_t(1e-5) ? value_t{} + scalar_t(1) : denom;
+}
+
+template <typename value_t>
+FF_HOST_DEVICE FF_INLINE value_t interpolate_in_bin(value_t q, value_t cdf_lo, value_t denom,
+                                                    value_t bin_lo, value_t bin_width) {
+  return bin_lo + (q - cdf_lo) / denom * bin_width;
+}
+
 // ------------------------------------------------------------------------------ the walk
 
 // Writes the n_samples inverse-CDF samples of one ray. `weights` is a weight source over n_bins
@@ -133,11 +174,7 @@ FF_HOST_DEVICE FF_INLINE void invert_cdf_ray(Source& weights, int64_t n_bins,
                                              const scalar_t* __restrict__ bins,
                                              const scalar_t* __restrict__ u, int64_t n_samples,
                                              scalar_t* __restrict__ out) {
-  const scalar_t eps = scalar_t(1e-5);
-  double total = 0;
-  weights.restart();
-  for (int64_t i = 0; i < n_bins; ++i) total += static_cast<double>(weights.next() + eps);
-  const scalar_t norm = static_cast<scalar_t>(total);
+  const scalar_t norm = pdf_normaliser<scalar_t>(weights, n_bins);
 
   // The walk stands at `reached` = #{k : cdf_k <= q} for the quantiles q it emits there:
   // cdf_below = cdf[reached - 1] (0 while reached == 0), cdf_reached = cdf[reached] while
@@ -152,15 +189,14 @@ FF_HOST_DEVICE FF_INLINE void invert_cdf_ray(Source& weights, int64_t n_bins,
     const bool past_end = reached > n_bins;
     const int64_t lo = reached > 0 ? reached - 1 : 0;
     const int64_t hi = past_end ? n_bins : reached;
-    scalar_t denom = (past_end ? cdf_below : cdf_reached) - cdf_below;
-    denom = denom < eps ? scalar_t(1) : denom;
+    const scalar_t denom = bin_denominator(past_end ? cdf_below : cdf_reached, cdf_below);
     const scalar_t bin_lo = bins[lo], bin_width = bins[hi] - bins[lo];
     for (; s < n_samples; ++s) {
       const scalar_t q = u[s];
       const bool beyond = !past_end && cdf_reached <= q;
       const bool below = reached > 0 && !(cdf_below <= q);  // unsorted u, or NaN
       if (beyond || below) break;
-      out[s] = bin_lo + (q - cdf_below) / denom * bin_width;
+      out[s] = interpolate_in_bin(q, cdf_below, denom, bin_lo, bin_width);
     }
     if (s == n_samples) break;
     if (!(cdf_below <= u[s]) && reached > 0) {  // start over from bin 0 for this quantile
@@ -171,10 +207,7 @@ FF_HOST_DEVICE FF_INLINE void invert_cdf_ray(Source& weights, int64_t n_bins,
       continue;
     }
     cdf_below = cdf_reached;  // advance one CDF entry
-    if (reached < n_bins) {
-      running += static_cast<double>((weights.next() + eps) / norm);
-      cdf_reached = static_cast<scalar_t>(running);
-    }
+    if (reached < n_bins) cdf_reached = next_cdf(running, weights.next(), norm);
     ++reached;
   }
 }

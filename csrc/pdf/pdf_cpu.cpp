@@ -1,6 +1,7 @@
-// CPU kernels of the pdf family: the drivers of pdf_host.h on the CPU launcher. neus_upsample
-// first fills a ray's section alphas in a vectorised bulk pass (the sigmoids dominate), then
-// walks over them.
+// CPU kernels of the pdf family: the drivers of pdf_host.h on the CPU launcher. sample_pdf
+// inverts the CDF from per-ray tables in vector passes (invert_cdf_cpu.h); neus_upsample first
+// fills a ray's section alphas in a vectorised bulk pass (the sigmoids dominate), then walks
+// over them.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -8,6 +9,7 @@
 
 #include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
+#include "invert_cdf_cpu.h"
 #include "pdf_host.h"
 
 namespace fastfield {
@@ -22,6 +24,25 @@ FF_CPU_MULTIVERSION void fill_neus_alpha(const NeusSections<scalar_t, cpu::FastE
 }
 
 }  // namespace
+
+template <>
+struct SamplePdfRays<CpuLauncher> {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
+#ifdef FF_TABLE_INVERSION
+    if (args.n_bins < (int64_t{1} << 30)) {  // the bin counts are int32 lanes for float
+      const bool u_ascending =
+          args.u_stride != 0 || cpu::ascending_without_nan(args.u, args.n_samples);
+      at::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
+        cpu::sample_pdf_rays(args, begin, end, u_ascending);
+      });
+      return;
+    }
+#endif
+    CpuLauncher::for_each(device_of, args.n_rays, grain,
+                          [=](int64_t ray) { sample_pdf_one_ray(args, ray); });
+  }
+};
 
 template <>
 struct NeusUpsampleRays<CpuLauncher> {

@@ -71,15 +71,28 @@ NeusArgs<scalar_t> neus_args(NeusCall& c) {
 // Walk steps per CPU task: enough that a thread's start-up cost stays small.
 constexpr int64_t kStepsPerTask = 8192;
 
+// How sample_pdf runs its rays: run(device_of, args, grain) writes args.out. This general form
+// walks each ray (the CUDA kernel); pdf_cpu.cpp specialises it for CpuLauncher with the
+// table-based inversion of invert_cdf_cpu.h, which computes the same samples.
+template <class Launcher>
+struct SamplePdfRays {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
+    Launcher::for_each(device_of, args.n_rays, grain,
+                       [=] FF_HOST_DEVICE(int64_t ray) { sample_pdf_one_ray(args, ray); });
+  }
+};
+
+template <>
+struct SamplePdfRays<CpuLauncher>;  // pdf_cpu.cpp
+
 template <class Launcher>
 at::Tensor sample_pdf_driver(const at::Tensor& bins, const at::Tensor& weights,
                              const at::Tensor& u) {
   PdfCall call = prepare_sample_pdf(bins, weights, u);
   AT_DISPATCH_FLOATING_TYPES(bins.scalar_type(), "sample_pdf", [&] {
-    const auto args = pdf_args<scalar_t>(call);
     const int64_t grain = items_per_task(2 * call.n_bins + call.n_samples, kStepsPerTask);
-    Launcher::for_each(bins, call.n_rays, grain,
-                       [=] FF_HOST_DEVICE(int64_t ray) { sample_pdf_one_ray(args, ray); });
+    SamplePdfRays<Launcher>::run(bins, pdf_args<scalar_t>(call), grain);
   });
   return call.out;
 }
