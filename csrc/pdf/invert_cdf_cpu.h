@@ -3,22 +3,27 @@
 //
 //   1. the CDF tables cdf[0 .. n_bins] of kBlockRays rays at once (pdf.h's pdf_normaliser and
 //      next_cdf; interleaving the rays hides the latency of the serial double sums);
-//   2. per ray, j_s = #{k : cdf_k <= u_s} for each group of kLanes quantiles: the first and last
-//      quantile of the group find their bins by a scalar walk, then every lane counts the
-//      entries between those two bins (a broadcast compare);
+//   2. per ray, j_s = #{k : cdf_k <= u_s} for each group of kLanes quantiles: a scalar walk
+//      from the previous group's last bin to the bin of the group's last quantile, in which
+//      every lane counts the entries under its quantile (a broadcast compare);
 //   3. the group's samples from j_s: lo = max(j - 1, 0), hi = min(j, n_bins), the cdf and bin
 //      values picked from a window of 2 kLanes table entries by a two-register permute, then
 //      pdf.h's bin_denominator and interpolate_in_bin lane by lane.
 //
 // Counting is the walk's search only when the CDF never decreases and the quantiles ascend
 // without NaN; any other ray (negative or NaN weights, unchecked unsorted u) takes the walk.
-// GCC only (vector extensions with a variable __builtin_shuffle); other compilers use the walk.
+//
+// Compiled for AVX-512 only (x86-64-v4) and used where the CPU has it: the 64-byte permutes and
+// compares are single instructions there, while GCC's lowering of the same vector code to AVX2
+// or SSE measured 3.5-4.5x slower than the walk. GCC on x86-64 only (vector extensions with a
+// variable __builtin_shuffle); elsewhere sample_pdf walks.
 #pragma once
 
-// GCC notes that its baseline clones pass 64-byte vectors differently from the AVX-512 ones;
-// pdf.h's formulas that take them are inlined and never cross a compilation unit. The note is
-// placed by pdf.h's line numbers, so this file comes first in pdf_cpu.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
+// GCC notes that pdf.h's formulas, instantiated for 64-byte vectors, return them differently
+// with and without AVX-512; they are inlined into the AVX-512 functions below and never cross
+// a compilation unit. The note is
+// placed at pdf.h's lines, so pdf_cpu.cpp includes this file before anything that includes pdf.h.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
@@ -26,10 +31,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "../common/fast_exp_cpu.h"  // FF_CPU_MULTIVERSION
 #include "pdf.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
 #define FF_TABLE_INVERSION 1
 
 namespace fastfield {
@@ -66,12 +70,17 @@ namespace cpu {
 
 constexpr int64_t kBlockRays = 8;
 
-// The vector clones must not contract a * b + c into an FMA: the walk rounds every operation.
-#define FF_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+// AVX-512 code, with every call inlined so that the shared formulas compile for it too. No
+// contraction of a * b + c into an FMA: the walk rounds every operation.
+#define FF_AVX512_EXACT \
+  __attribute__((target("arch=x86-64-v4"), flatten, optimize("fp-contract=off")))
+
+// Whether this CPU runs the table-based inversion (AVX-512: x86-64-v4).
+inline bool table_inversion_supported() { return __builtin_cpu_supports("x86-64-v4"); }
 
 // Quantiles that the counting search can take: ascending and free of NaN.
 template <typename scalar_t>
-FF_CPU_MULTIVERSION bool ascending_without_nan(const scalar_t* __restrict__ u, int64_t n) {
+FF_AVX512_EXACT bool ascending_without_nan(const scalar_t* __restrict__ u, int64_t n) {
   bool ok = true;
   for (int64_t s = 0; s < n; ++s) ok &= u[s] == u[s];
   for (int64_t s = 1; s < n; ++s) ok &= u[s - 1] <= u[s];
@@ -96,7 +105,7 @@ struct InversionTables {
 // over all kBlockRays rays, a short block repeating its last ray, so that the rays' running
 // sums stay in registers and their serial double adds overlap.
 template <typename scalar_t>
-FF_CPU_MULTIVERSION FF_NO_FP_CONTRACT void fill_cdf_tables(const PdfArgs<scalar_t>& a,
+FF_AVX512_EXACT void fill_cdf_tables(const PdfArgs<scalar_t>& a,
                                                            int64_t first, int64_t n,
                                                            InversionTables<scalar_t>& tables,
                                                            bool* monotone) {
@@ -131,7 +140,7 @@ FF_CPU_MULTIVERSION FF_NO_FP_CONTRACT void fill_cdf_tables(const PdfArgs<scalar_
 
 // 2 and 3 for one ray whose CDF table is monotone and whose quantiles ascend without NaN.
 template <typename scalar_t>
-FF_CPU_MULTIVERSION FF_NO_FP_CONTRACT void invert_from_table(
+FF_AVX512_EXACT void invert_from_table(
     const scalar_t* __restrict__ cdf, const scalar_t* __restrict__ bins, int64_t n_bins,
     const scalar_t* __restrict__ u, int64_t n_samples, scalar_t* __restrict__ out) {
   using value = typename Simd<scalar_t>::value;
@@ -139,22 +148,19 @@ FF_CPU_MULTIVERSION FF_NO_FP_CONTRACT void invert_from_table(
   using lane_index = typename Simd<scalar_t>::lane_index;
   constexpr int64_t kLanes = InversionTables<scalar_t>::kLanes;
   const lane_index top = static_cast<lane_index>(n_bins);
-  int64_t first = 0;
+  int64_t first = 0;  // a lower bound for every j of the group
   for (int64_t s0 = 0; s0 < n_samples; s0 += kLanes) {
     // The group's quantiles; a short last group repeats its last quantile.
     const int64_t in_group = std::min(kLanes, n_samples - s0);
     value q;
     for (int64_t i = 0; i < kLanes; ++i) q[i] = u[s0 + std::min(i, in_group - 1)];
-    const scalar_t q_first = q[0], q_last = q[kLanes - 1];
+    const scalar_t q_last = q[kLanes - 1];
 
-    // Entries below the group's first bin are under every quantile of the group, entries from
-    // its last bin on above all of them.
-    while (first <= n_bins && cdf[first] <= q_first) ++first;
+    // Entries below `first` are under every quantile of the group; count the others up to the
+    // group's last bin, the first entry above its last quantile.
     int64_t last = first;
-    while (last <= n_bins && cdf[last] <= q_last) ++last;
     index j = index{} + static_cast<lane_index>(first);
-    for (int64_t k = first; k < last; ++k) j -= (value{} + cdf[k]) <= q;  // true is -1
-
+    for (; last <= n_bins && cdf[last] <= q_last; ++last) j -= (value{} + cdf[last]) <= q;
     const index lo = j > 0 ? j - 1 : index{};
     const index hi = j < top ? j : index{} + top;
     value cdf_lo, cdf_hi, bin_lo, bin_hi;
@@ -181,6 +187,7 @@ FF_CPU_MULTIVERSION FF_NO_FP_CONTRACT void invert_from_table(
     }
     const value samples =
         interpolate_in_bin(q, cdf_lo, bin_denominator(cdf_hi, cdf_lo), bin_lo, bin_hi - bin_lo);
+    first = last;  // the group's largest j, a lower bound for the next group
     if (in_group == kLanes) {
       __builtin_memcpy(out + s0, &samples, sizeof(value));
     } else {

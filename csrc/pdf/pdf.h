@@ -145,22 +145,23 @@ FF_HOST_DEVICE FF_INLINE scalar_t next_cdf(double& running, scalar_t w, scalar_t
 // The sample of quantile q between the CDF entries lo and hi (lo == hi at either end):
 // b_lo + (q - cdf_lo) / denom * (b_hi - b_lo), denom = cdf_hi - cdf_lo, or 1 where under 1e-5.
 // value_t is scalar_t, or on the CPU a GCC vector of scalar_t lanes (invert_cdf_cpu.h), which
-// computes the same operations lane by lane.
+// computes the same operations lane by lane (passed by reference: no vector crosses a call).
 template <typename value_t>
 struct ScalarOf {
   using type = value_t;
 };
 
 template <typename value_t>
-FF_HOST_DEVICE FF_INLINE value_t bin_denominator(value_t cdf_hi, value_t cdf_lo) {
+FF_HOST_DEVICE FF_INLINE value_t bin_denominator(const value_t& cdf_hi, const value_t& cdf_lo) {
   using scalar_t = typename ScalarOf<value_t>::type;
   const value_t denom = cdf_hi - cdf_lo;
   return denom < scalar_t(1e-5) ? value_t{} + scalar_t(1) : denom;
 }
 
 template <typename value_t>
-FF_HOST_DEVICE FF_INLINE value_t interpolate_in_bin(value_t q, value_t cdf_lo, value_t denom,
-                                                    value_t bin_lo, value_t bin_width) {
+FF_HOST_DEVICE FF_INLINE value_t interpolate_in_bin(const value_t& q, const value_t& cdf_lo,
+                                                    const value_t& denom, const value_t& bin_lo,
+                                                    const value_t& bin_width) {
   return bin_lo + (q - cdf_lo) / denom * bin_width;
 }
 

@@ -1,7 +1,7 @@
 // CPU kernels of the pdf family: the drivers of pdf_host.h on the CPU launcher. sample_pdf
-// inverts the CDF from per-ray tables in vector passes (invert_cdf_cpu.h); neus_upsample first
-// fills a ray's section alphas in a vectorised bulk pass (the sigmoids dominate), then walks
-// over them.
+// inverts the CDF from per-ray tables in AVX-512 passes where the CPU has them
+// (invert_cdf_cpu.h) and walks otherwise; neus_upsample first fills a ray's section alphas in a
+// vectorised bulk pass (the sigmoids dominate), then walks over them.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -30,7 +30,8 @@ struct SamplePdfRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
 #ifdef FF_TABLE_INVERSION
-    if (args.n_bins < (int64_t{1} << 30)) {  // the bin counts are int32 lanes for float
+    // The bin counts are int32 lanes for float.
+    if (cpu::table_inversion_supported() && args.n_bins < (int64_t{1} << 30)) {
       const bool u_ascending =
           args.u_stride != 0 || cpu::ascending_without_nan(args.u, args.n_samples);
       at::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {

@@ -26,8 +26,10 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
 
     pdf = (weights + 1e-5) / sum, cdf = [0, cumsum(pdf)]; each quantile q finds its bin by a
     right-side search of the CDF and is interpolated linearly inside it, with a CDF step
-    below 1e-5 taken as 1 (as in the references). One O(n_bins + n_samples) merge walk per
-    ray, no stored CDF. The result is ascending along each ray for ascending ``bins``.
+    below 1e-5 taken as 1 (as in the references). O(n_bins + n_samples) per ray: a merge walk
+    over bins and quantiles (CUDA), or the same samples, bit for bit, from a per-ray CDF table
+    in AVX-512 passes (CPUs that have it). The result is ascending along each ray for
+    ascending ``bins``.
 
     Quantiles: ``det=True`` or ``"linspace"``: linspace(0, 1, n_samples) (nerf-pytorch at test
     time); ``det="midpoint"``: linspace(0.5 / n, 1 - 0.5 / n, n) (NeuS); ``det=False``: ``u``
