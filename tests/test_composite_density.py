@@ -1,4 +1,7 @@
 """composite_density: values, gradients, layouts, numerics at alpha == 1, errors, compile."""
+import math
+import platform
+
 import pytest
 import torch
 
@@ -191,6 +194,37 @@ def test_nan_stays_in_its_ray(device):
     assert not torch.isnan(out.weights[2, :5]).any()
     others = [0, 1, 3]
     assert torch.isfinite(out.rgb[others]).all() and torch.isfinite(out.weights[others]).all()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the subnormal flush is x86 (MXCSR)")
+def test_cpu_flushes_subnormals_and_keeps_the_callers_mode():
+    """Each sample keeps 1% of the light: the transmittance 0.01^k is normal up to k = 18 and
+    subnormal from k = 19 (float32's smallest normal is 1.2e-38). The CPU kernels compute those
+    as 0 (cpu_launch.h, FlushSubnormals); the eager reference keeps them. The calling thread's
+    floating-point mode is what it was before."""
+    n_rays, n_samples = 4, 24
+    sigma = torch.full((n_rays, n_samples), math.log(100.0), requires_grad=True)
+    rgb = torch.rand(n_rays, n_samples, 3, generator=torch.Generator().manual_seed(0))
+    deltas = torch.ones(n_rays, n_samples)
+    out = fastfield.composite_density(sigma, rgb, deltas)
+    expected = reference.composite_density(sigma, rgb, deltas).weights.detach()
+    tiny = torch.finfo(torch.float32).tiny
+    normal, subnormal = expected >= 1e3 * tiny, (expected > 0) & (expected < tiny)
+    assert normal[:, :18].all() and subnormal[:, 19:21].all()  # the inputs do what they say
+    torch.testing.assert_close(out.weights[normal], expected[normal], rtol=1e-4, atol=0)
+    assert (out.weights[:, 19:] == 0).all()
+    (grad,) = torch.autograd.grad(out.rgb.sum(), sigma)
+    assert torch.isfinite(grad).all()
+
+    probe = torch.tensor([1e-39])  # subnormal in float32
+    assert (probe * 1.0).item() != 0  # gradual underflow outside the kernels
+    if torch.set_flush_denormal(True):  # a caller that flushes keeps flushing
+        try:
+            fastfield.composite_density(sigma.detach(), rgb, deltas)
+            assert (probe * 1.0).item() == 0
+        finally:
+            torch.set_flush_denormal(False)
+    assert (probe * 1.0).item() != 0
 
 
 def test_opcheck(device):

@@ -34,7 +34,7 @@ struct SamplePdfRays<CpuLauncher> {
     if (cpu::table_inversion_supported() && args.n_bins < (int64_t{1} << 30)) {
       const bool u_ascending =
           args.u_stride != 0 || cpu::ascending_without_nan(args.u, args.n_samples);
-      at::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
+      cpu::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
         cpu::sample_pdf_rays(args, begin, end, u_ascending);
       });
       return;
@@ -51,7 +51,7 @@ struct NeusUpsampleRays<CpuLauncher> {
   static void run(const at::Tensor& /*device_of*/, const NeusArgs<scalar_t>& args,
                   int64_t grain) {
     const int64_t n_sections = args.n - 1;
-    at::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> alpha(static_cast<size_t>(n_sections));
       for (int64_t ray = begin; ray < end; ++ray) {
         fill_neus_alpha(neus_sections(args, ray, cpu::FastExp{}), n_sections, alpha.data());
