@@ -86,7 +86,8 @@ def assert_same_samples(out, expected, bins, weights, rtol, may_flip):
 
 # ----------------------------------------------------------------------------- sample_pdf
 
-PDF_SHAPES = [(1, 1, 1), (6, 1, 9), (7, 63, 128), (33, 16, 1), (9, 64, 33), (4, 5, 0)]
+PDF_SHAPES = [(1, 1, 1), (6, 1, 9), (7, 63, 128), (33, 16, 1), (9, 64, 33), (4, 5, 0),
+              (2, 5000, 64)]  # more bins than the CPU table inversion takes: the walk
 
 
 @pytest.mark.parametrize("n_rays,n_bins,n_samples", PDF_SHAPES)

@@ -70,6 +70,10 @@ namespace cpu {
 
 constexpr int64_t kBlockRays = 8;
 
+// Rays of more bins walk: their tables (2 kBlockRays entries per bin and thread) would no
+// longer stay in cache, and a walk needs no scratch memory at all.
+constexpr int64_t kMaxTableBins = 1 << 12;
+
 // AVX-512 code, with every call inlined so that the shared formulas compile for it too. No
 // contraction of a * b + c into an FMA: the walk rounds every operation.
 #define FF_AVX512_EXACT \

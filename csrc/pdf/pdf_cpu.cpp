@@ -30,8 +30,7 @@ struct SamplePdfRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
 #ifdef FF_TABLE_INVERSION
-    // The bin counts are int32 lanes for float.
-    if (cpu::table_inversion_supported() && args.n_bins < (int64_t{1} << 30)) {
+    if (cpu::table_inversion_supported() && args.n_bins <= cpu::kMaxTableBins) {
       const bool u_ascending =
           args.u_stride != 0 || cpu::ascending_without_nan(args.u, args.n_samples);
       cpu::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
