@@ -24,7 +24,7 @@ namespace cpu {
 // comes back afterwards, so the caller's own arithmetic is unaffected. x86 cores take a
 // microcode assist of the order of 100 cycles for each operation on a subnormal, and the
 // compositing scans produce them on every ray that passes an opaque surface (NeuS
-// transmittance falls by 1 - a + 1e-7 per sample, below 1e-38 within six): they cost 30% of
+// transmittance falls by 1 - a + 1e-7 per sample, below 1e-38 within six): 20-30% of
 // composite_sdf forward + backward on an Intel Xeon (benchmarks/RESULTS.md). Results differ from
 // the gradual-underflow ones only in values below those thresholds.
 class FlushSubnormals {
