@@ -30,7 +30,9 @@ namespace cpu {
 class FlushSubnormals {
  public:
 #if defined(__x86_64__)
-  FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero); }
+  FlushSubnormals() : saved_(_mm_getcsr()) {
+    _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero);
+  }
   ~FlushSubnormals() { _mm_setcsr(saved_); }
 #endif
   FlushSubnormals(const FlushSubnormals&) = delete;

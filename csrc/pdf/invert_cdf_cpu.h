@@ -109,10 +109,8 @@ struct InversionTables {
 // over all kBlockRays rays, a short block repeating its last ray, so that the rays' running
 // sums stay in registers and their serial double adds overlap.
 template <typename scalar_t>
-FF_AVX512_EXACT void fill_cdf_tables(const PdfArgs<scalar_t>& a,
-                                                           int64_t first, int64_t n,
-                                                           InversionTables<scalar_t>& tables,
-                                                           bool* monotone) {
+FF_AVX512_EXACT void fill_cdf_tables(const PdfArgs<scalar_t>& a, int64_t first, int64_t n,
+                                     InversionTables<scalar_t>& tables, bool* monotone) {
   const int64_t n_bins = a.n_bins, stride = tables.stride;
   const scalar_t* weights[kBlockRays];
   scalar_t* cdf[kBlockRays];
@@ -123,9 +121,11 @@ FF_AVX512_EXACT void fill_cdf_tables(const PdfArgs<scalar_t>& a,
     std::copy_n(a.bins + ray * (n_bins + 1), n_bins + 1, &tables.bins[r * stride]);
   }
   scalar_t norm[kBlockRays];
-  double total[kBlockRays] = {}, running[kBlockRays] = {};
+  double total[kBlockRays] = {}, running[kBlockRays] = {};  // pdf_normaliser, ray by ray
   for (int64_t k = 0; k < n_bins; ++k) {
-    for (int64_t r = 0; r < kBlockRays; ++r) total[r] += static_cast<double>(weights[r][k] + scalar_t(1e-5));
+    for (int64_t r = 0; r < kBlockRays; ++r) {
+      total[r] += static_cast<double>(padded_weight(weights[r][k]));
+    }
   }
   bool ascends[kBlockRays];
   for (int64_t r = 0; r < kBlockRays; ++r) {

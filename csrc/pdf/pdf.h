@@ -126,19 +126,25 @@ struct NeusWeights {
 // ------------------------------------------------------------------------------ the formulas
 // Shared by the walk below and by the CPU driver's table-based inversion (invert_cdf_cpu.h).
 
+// A bin's weight as the PDF counts it: w + 1e-5, so that no bin has zero probability.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t padded_weight(scalar_t w) {
+  return w + scalar_t(1e-5);
+}
+
 // The normaliser sum_k (w_k + 1e-5): accumulated in double, rounded once.
 template <typename scalar_t, typename Source>
 FF_HOST_DEVICE FF_INLINE scalar_t pdf_normaliser(Source& weights, int64_t n_bins) {
   double total = 0;
   weights.restart();
-  for (int64_t i = 0; i < n_bins; ++i) total += static_cast<double>(weights.next() + scalar_t(1e-5));
+  for (int64_t i = 0; i < n_bins; ++i) total += static_cast<double>(padded_weight(weights.next()));
   return static_cast<scalar_t>(total);
 }
 
 // One CDF entry: cdf_{i+1} from the double sum behind cdf_i and the weight w_i of bin i.
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE scalar_t next_cdf(double& running, scalar_t w, scalar_t norm) {
-  running += static_cast<double>((w + scalar_t(1e-5)) / norm);
+  running += static_cast<double>(padded_weight(w) / norm);
   return static_cast<scalar_t>(running);
 }
 
