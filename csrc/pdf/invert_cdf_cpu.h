@@ -19,11 +19,11 @@
 // variable __builtin_shuffle); elsewhere sample_pdf walks.
 #pragma once
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
+#define FF_TABLE_INVERSION 1
 // GCC notes that pdf.h's formulas, instantiated for 64-byte vectors, return them differently
 // with and without AVX-512; they are inlined into the AVX-512 functions below and never cross
-// a compilation unit. The note is
-// placed at pdf.h's lines, so pdf_cpu.cpp includes this file before anything that includes pdf.h.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
+// a compilation unit. The note is placed at pdf.h's lines, so this comes before pdf.h.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
@@ -33,8 +33,7 @@
 
 #include "pdf.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
-#define FF_TABLE_INVERSION 1
+#ifdef FF_TABLE_INVERSION
 
 namespace fastfield {
 namespace cpu {
@@ -105,7 +104,7 @@ struct InversionTables {
 };
 
 // 1. The CDF tables and bin edges of rays [first, first + n) (n <= kBlockRays); monotone[r]
-// says whether ray first + r's CDF never decreases (NaN counts as decreasing). The loops run
+// says whether ray first + r's CDF never decreases (NaN counts as decreasing). The CDF loop runs
 // over all kBlockRays rays, a short block repeating its last ray, so that the rays' running
 // sums stay in registers and their serial double adds overlap.
 template <typename scalar_t>
@@ -121,15 +120,11 @@ FF_AVX512_EXACT void fill_cdf_tables(const PdfArgs<scalar_t>& a, int64_t first, 
     std::copy_n(a.bins + ray * (n_bins + 1), n_bins + 1, &tables.bins[r * stride]);
   }
   scalar_t norm[kBlockRays];
-  double total[kBlockRays] = {}, running[kBlockRays] = {};  // pdf_normaliser, ray by ray
-  for (int64_t k = 0; k < n_bins; ++k) {
-    for (int64_t r = 0; r < kBlockRays; ++r) {
-      total[r] += static_cast<double>(padded_weight(weights[r][k]));
-    }
-  }
+  double running[kBlockRays] = {};
   bool ascends[kBlockRays];
   for (int64_t r = 0; r < kBlockRays; ++r) {
-    norm[r] = static_cast<scalar_t>(total[r]);
+    StoredWeights<scalar_t> source{weights[r], 0};
+    norm[r] = pdf_normaliser<scalar_t>(source, n_bins);
     cdf[r][0] = 0;
     ascends[r] = true;
   }
@@ -226,4 +221,4 @@ void sample_pdf_rays(const PdfArgs<scalar_t>& a, int64_t begin, int64_t end, boo
 }  // namespace cpu
 }  // namespace fastfield
 
-#endif  // defined(__GNUC__) && !defined(__clang__)
+#endif  // FF_TABLE_INVERSION

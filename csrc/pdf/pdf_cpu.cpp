@@ -39,8 +39,7 @@ struct SamplePdfRays<CpuLauncher> {
       return;
     }
 #endif
-    CpuLauncher::for_each(device_of, args.n_rays, grain,
-                          [=](int64_t ray) { sample_pdf_one_ray(args, ray); });
+    walk_sample_pdf_rays<CpuLauncher>(device_of, args, grain);
   }
 };
 

@@ -74,12 +74,18 @@ constexpr int64_t kStepsPerTask = 8192;
 // How sample_pdf runs its rays: run(device_of, args, grain) writes args.out. This general form
 // walks each ray (the CUDA kernel); pdf_cpu.cpp specialises it for CpuLauncher with the
 // table-based inversion of invert_cdf_cpu.h, which computes the same samples.
+template <class Launcher, typename scalar_t>
+void walk_sample_pdf_rays(const at::Tensor& device_of, const PdfArgs<scalar_t>& args,
+                          int64_t grain) {
+  Launcher::for_each(device_of, args.n_rays, grain,
+                     [=] FF_HOST_DEVICE(int64_t ray) { sample_pdf_one_ray(args, ray); });
+}
+
 template <class Launcher>
 struct SamplePdfRays {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
-    Launcher::for_each(device_of, args.n_rays, grain,
-                       [=] FF_HOST_DEVICE(int64_t ray) { sample_pdf_one_ray(args, ray); });
+    walk_sample_pdf_rays<Launcher>(device_of, args, grain);
   }
 };
 
