@@ -49,7 +49,10 @@ def stratified_samples(near: Union[float, Tensor], far: Union[float, Tensor], n_
     through t raises RuntimeError.
     """
     op = "stratified_samples"
-    like = next((x for x in (near, far) if isinstance(x, Tensor) and x.dim() == 1), None)
+    # A conditional, not next() over a generator: dynamo before torch 2.5 cannot trace the
+    # two-argument next() (torch.compile(fullgraph=True) must accept this function).
+    like = near if isinstance(near, Tensor) and near.dim() == 1 else (
+        far if isinstance(far, Tensor) and far.dim() == 1 else None)
     if like is None:
         raise ValueError(f"fastfield.{op}: near or far must be a [n_rays] tensor (the other may "
                          f"be a float); got {type(near).__name__} and {type(far).__name__}")
