@@ -41,11 +41,35 @@ def _nvcc_version(cuda_home: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
+# Where torch looks last, and where we look when torch's guess holds no toolkit.
+FALLBACK_CUDA_HOME = "/usr/local/cuda"
+
+
+def _toolkit_complete(cuda_home: str) -> bool:
+    """CUDA_HOME holds what a CUDA extension compiles and links against: the runtime's header
+    and library. torch derives CUDA_HOME from the nvcc on PATH, so a wrapper script such as
+    /usr/local/bin/nvcc makes it /usr/local, where nvcc runs but -lcudart fails to link."""
+    root = Path(cuda_home)
+    runtime = [path for lib in ("lib64", "lib") for path in (root / lib).glob("libcudart.so*")]
+    return (root / "include" / "cuda_runtime.h").is_file() and bool(runtime)
+
+
+def _locate_toolkit(cuda_home: str) -> Optional[str]:
+    """A complete toolkit's root, or None: CUDA_HOME itself, or FALLBACK_CUDA_HOME when torch
+    guessed CUDA_HOME (neither CUDA_HOME nor CUDA_PATH is set) and the guess is incomplete."""
+    if _toolkit_complete(cuda_home):
+        return cuda_home
+    user_set = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if not user_set and _toolkit_complete(FALLBACK_CUDA_HOME):
+        return FALLBACK_CUDA_HOME
+    return None
+
+
 def cuda_build_decision() -> Tuple[bool, str]:
     """(build CUDA kernels?, why) for the installed torch and toolkit.
 
-    CUDA kernels are built when torch is a CUDA build, a toolkit is found (CUDA_HOME) and its
-    nvcc has the major version torch was built with -- never gated on a visible GPU.
+    CUDA kernels are built when torch is a CUDA build, a complete toolkit is found (CUDA_HOME)
+    and its nvcc has the major version torch was built with -- never gated on a visible GPU.
     FASTFIELD_NO_CUDA=1 forces a CPU-only build.
     """
     import torch
@@ -58,13 +82,23 @@ def cuda_build_decision() -> Tuple[bool, str]:
     cuda_home = cpp_extension.CUDA_HOME
     if cuda_home is None:
         return False, "no CUDA toolkit found: set CUDA_HOME (e.g. CUDA_HOME=/usr/local/cuda)"
+    guessed, cuda_home = cuda_home, _locate_toolkit(cuda_home)
+    if cuda_home is None:
+        return False, (f"CUDA_HOME={guessed} has no CUDA runtime (include/cuda_runtime.h, "
+                       f"lib64/libcudart.so): set CUDA_HOME to the toolkit's root, e.g. "
+                       f"CUDA_HOME={FALLBACK_CUDA_HOME}")
     nvcc = _nvcc_version(cuda_home)
     if nvcc is None:
         return False, f"no working nvcc under CUDA_HOME={cuda_home}"
     if nvcc.split(".")[0] != torch.version.cuda.split(".")[0]:
         return False, (f"nvcc {nvcc} (CUDA_HOME={cuda_home}) and torch's CUDA "
                        f"{torch.version.cuda} differ in major version, which torch refuses")
-    return True, f"nvcc {nvcc} for torch {torch.__version__} (CUDA {torch.version.cuda})"
+    why = f"nvcc {nvcc} for torch {torch.__version__} (CUDA {torch.version.cuda})"
+    if cuda_home != guessed:
+        # cpp_extension reads its CUDA_HOME when it builds: point it (and nvcc's children) here.
+        os.environ["CUDA_HOME"] = cpp_extension.CUDA_HOME = cuda_home
+        why += f"; CUDA_HOME={cuda_home}, since torch's guess {guessed} has no CUDA runtime"
+    return True, why
 
 
 def ensure_cuda_arch_list() -> str:

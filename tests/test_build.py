@@ -15,13 +15,19 @@ from fastfield import _backend, _build
 
 @pytest.fixture
 def toolkit(monkeypatch):
-    """Set what cuda_build_decision sees: torch's CUDA version, CUDA_HOME and nvcc's release."""
-    monkeypatch.delenv("FASTFIELD_NO_CUDA", raising=False)
+    """Set what cuda_build_decision sees: torch's CUDA version, its CUDA_HOME (a guess: the
+    CUDA_HOME and CUDA_PATH variables are unset unless a test sets them), nvcc's release, and
+    which roots hold a complete toolkit (by default CUDA_HOME itself)."""
+    for name in ("FASTFIELD_NO_CUDA", "CUDA_HOME", "CUDA_PATH"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores whatever the build writes
+        monkeypatch.delenv(name)
 
-    def configure(torch_cuda, cuda_home, nvcc):
+    def configure(torch_cuda, cuda_home, nvcc, complete=None):
+        complete = {cuda_home} if complete is None else set(complete)
         monkeypatch.setattr(torch.version, "cuda", torch_cuda)
         monkeypatch.setattr(cpp_extension, "CUDA_HOME", cuda_home)
         monkeypatch.setattr(_build, "_nvcc_version", lambda home: nvcc)
+        monkeypatch.setattr(_build, "_toolkit_complete", lambda home: home in complete)
     return configure
 
 
@@ -41,6 +47,43 @@ def test_cpu_only_build_says_why(toolkit, torch_cuda, cuda_home, nvcc, fragment)
     toolkit(torch_cuda, cuda_home, nvcc)
     with_cuda, why = _build.cuda_build_decision()
     assert not with_cuda and fragment in why
+
+
+def test_an_incomplete_guessed_cuda_home_falls_back_to_the_usual_toolkit(toolkit):
+    # An nvcc wrapper script in /usr/local/bin makes torch guess CUDA_HOME=/usr/local, which
+    # holds no CUDA runtime to link against; /usr/local/cuda does.
+    toolkit("13.0", "/usr/local", "13.0", complete={_build.FALLBACK_CUDA_HOME})
+    with_cuda, why = _build.cuda_build_decision()
+    assert with_cuda and "since torch's guess /usr/local has no CUDA runtime" in why
+    assert cpp_extension.CUDA_HOME == os.environ["CUDA_HOME"] == _build.FALLBACK_CUDA_HOME
+
+
+@pytest.mark.parametrize("user_variable", [None, "CUDA_HOME", "CUDA_PATH"])
+def test_an_incomplete_cuda_home_without_fallback_builds_cpu_only(toolkit, monkeypatch,
+                                                                 user_variable):
+    # A CUDA_HOME the user chose is never overridden; nor is a guess when nothing is complete.
+    complete = () if user_variable is None else {_build.FALLBACK_CUDA_HOME}
+    toolkit("13.0", "/opt/partial", "13.0", complete=complete)
+    if user_variable:
+        monkeypatch.setenv(user_variable, "/opt/partial")
+    with_cuda, why = _build.cuda_build_decision()
+    assert not with_cuda and "CUDA_HOME=/opt/partial has no CUDA runtime" in why
+    assert cpp_extension.CUDA_HOME == "/opt/partial"
+    assert os.environ.get("CUDA_HOME") in (None, "/opt/partial")
+
+
+@pytest.mark.parametrize("files, complete", [
+    ((), False),
+    (("include/cuda_runtime.h",), False),
+    (("lib64/libcudart.so.13",), False),
+    (("include/cuda_runtime.h", "lib64/libcudart.so.13"), True),
+    (("include/cuda_runtime.h", "lib/libcudart.so"), True),
+])
+def test_a_toolkit_is_complete_with_the_runtime_header_and_library(tmp_path, files, complete):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert _build._toolkit_complete(str(tmp_path)) is complete
 
 
 def test_fastfield_no_cuda_forces_a_cpu_build(toolkit, monkeypatch):
