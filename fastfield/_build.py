@@ -47,11 +47,16 @@ FALLBACK_CUDA_HOME = "/usr/local/cuda"
 
 def _toolkit_complete(cuda_home: str) -> bool:
     """CUDA_HOME holds what a CUDA extension compiles and links against: the runtime's header
-    and library. torch derives CUDA_HOME from the nvcc on PATH, so a wrapper script such as
+    and library (in include/ and lib64/ or lib/, or under targets/<arch>/ as conda lays them
+    out). torch derives CUDA_HOME from the nvcc on PATH, so a wrapper script such as
     /usr/local/bin/nvcc makes it /usr/local, where nvcc runs but -lcudart fails to link."""
     root = Path(cuda_home)
-    runtime = [path for lib in ("lib64", "lib") for path in (root / lib).glob("libcudart.so*")]
-    return (root / "include" / "cuda_runtime.h").is_file() and bool(runtime)
+
+    def found(*patterns: str) -> bool:
+        return any(next(root.glob(pattern), None) is not None for pattern in patterns)
+
+    return (found("include/cuda_runtime.h", "targets/*/include/cuda_runtime.h")
+            and found("lib64/libcudart.so*", "lib/libcudart.so*", "targets/*/lib/libcudart.so*"))
 
 
 def _locate_toolkit(cuda_home: str) -> Optional[str]:

@@ -78,6 +78,8 @@ def test_an_incomplete_cuda_home_without_fallback_builds_cpu_only(toolkit, monke
     (("lib64/libcudart.so.13",), False),
     (("include/cuda_runtime.h", "lib64/libcudart.so.13"), True),
     (("include/cuda_runtime.h", "lib/libcudart.so"), True),
+    (("targets/x86_64-linux/include/cuda_runtime.h", "targets/x86_64-linux/lib/libcudart.so"),
+     True),
 ])
 def test_a_toolkit_is_complete_with_the_runtime_header_and_library(tmp_path, files, complete):
     for name in files:
