@@ -18,8 +18,9 @@ import torch
 from . import _build
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-REBUILD_HINT = ("CUDA_HOME=/usr/local/cuda pip install --no-build-isolation --no-deps "
-                "--force-reinstall .   (in the fastfield source folder, with a CUDA build of torch)")
+REBUILD_HINT = (f"CUDA_HOME={_build.FALLBACK_CUDA_HOME} pip install --no-build-isolation "
+                "--no-deps --force-reinstall .   (in the fastfield source folder, with a CUDA "
+                "build of torch)")
 
 
 def _source_dir() -> Path:

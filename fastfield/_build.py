@@ -86,7 +86,8 @@ def cuda_build_decision() -> Tuple[bool, str]:
         return False, f"torch {torch.__version__} is a CPU build"
     cuda_home = cpp_extension.CUDA_HOME
     if cuda_home is None:
-        return False, "no CUDA toolkit found: set CUDA_HOME (e.g. CUDA_HOME=/usr/local/cuda)"
+        return False, (f"no CUDA toolkit found: set CUDA_HOME "
+                       f"(e.g. CUDA_HOME={FALLBACK_CUDA_HOME})")
     guessed, cuda_home = cuda_home, _locate_toolkit(cuda_home)
     if cuda_home is None:
         return False, (f"CUDA_HOME={guessed} has no CUDA runtime (include/cuda_runtime.h, "
