@@ -3,7 +3,7 @@
 t), the same at test time (det=True, no random draw), and one NeuS up-sampling step
 (neus_upsample + merge). Random quantiles are drawn inside the timed step for both
 implementations, as in a training step; both draw them with the same helper
-(fastfield/ops/_random.py), so that draw is a shared floor under the fastfield timings.
+(fastfield/core/random.py), so that draw is a shared floor under the fastfield timings.
 """
 import pytest
 import torch

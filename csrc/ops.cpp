@@ -2,7 +2,7 @@
 // *_cpu.cpp / *_cuda.cu files of each family (TORCH_LIBRARY_IMPL); the dispatcher picks them.
 // Python wrappers with documentation, argument normalisation, fake (meta) functions and autograd
 // live in fastfield/ops/. Enumerations travel as ints; their Python names are in
-// fastfield/ops/_enums.py and the C++ ones in the family headers.
+// fastfield/core/enums.py and the C++ ones in the family headers.
 #include <torch/library.h>
 
 #include "common/checks.h"

@@ -1,6 +1,7 @@
 """Loads fastfield's compiled kernels and answers questions about them.
 
-Order: the extension pip built (``fastfield._C``); if it is missing (plain ``pip install .``
+Nothing loads at ``import fastfield``: the first op call (the import of a wrapper module in
+fastfield.ops), ``built_with_cuda()`` or ``ops()`` does, once per process (``load``). Order: the extension pip built (``fastfield._C``); if it is missing (plain ``pip install .``
 builds without torch) or was built for another torch (ImportError), the kernels are compiled
 on first import with torch.utils.cpp_extension and cached per torch/Python version under
 ``$FASTFIELD_CACHE`` (default ``~/.cache/fastfield``). ``FASTFIELD_FORCE_JIT=1`` skips the
@@ -10,8 +11,9 @@ import contextlib
 import hashlib
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import torch
 
@@ -72,32 +74,62 @@ def _load() -> str:
         return _build_on_first_import(f"no usable fastfield._C: {error}")
 
 
-KERNELS = _load()
+_LOCK = threading.Lock()
+_LOADED: Optional[str] = None            # what load() loaded, once it has
+_CUDA_TABLE: Dict[str, bool] = {}        # 'fastfield::op' -> has a CUDA kernel, filled by load()
 
 
-def ops() -> Dict[str, Dict[str, bool]]:
-    """{'fastfield::op': {'CPU': has a CPU kernel, 'CUDA': has a CUDA kernel}} from the dispatcher."""
+def load() -> str:
+    """Load the kernels (registering every fastfield operator) unless already loaded; returns
+    where they came from (also ``fastfield._backend.KERNELS``)."""
+    global _LOADED
+    if _LOADED is not None:
+        return _LOADED
+    with _LOCK:
+        if _LOADED is None:
+            loaded = _load()
+            _CUDA_TABLE.update({name: keys["CUDA"] for name, keys in _dispatcher_table().items()})
+            _LOADED = loaded
+    return _LOADED
+
+
+def __getattr__(name: str):
+    # KERNELS and _CUDA_KERNELS read as module attributes, loading the kernels first.
+    if name == "KERNELS":
+        return load()
+    if name == "_CUDA_KERNELS":
+        load()
+        return _CUDA_TABLE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _dispatcher_table() -> Dict[str, Dict[str, bool]]:
     names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("fastfield::"))
     return {name: {key: torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
                    for key in ("CPU", "CUDA")}
             for name in names if not name.startswith("fastfield::_")}
 
 
-_CUDA_KERNELS = {name: keys["CUDA"] for name, keys in ops().items()}
+def ops() -> Dict[str, Dict[str, bool]]:
+    """{'fastfield::op': {'CPU': has a CPU kernel, 'CUDA': has a CUDA kernel}} from the dispatcher."""
+    load()
+    return _dispatcher_table()
 
 
 def built_with_cuda() -> bool:
     """True when the loaded library holds nvcc-compiled kernels (every op has a CUDA kernel)."""
-    return bool(_CUDA_KERNELS) and all(_CUDA_KERNELS.values())
+    load()
+    return bool(_CUDA_TABLE) and all(_CUDA_TABLE.values())
 
 
 def require_device_kernel(op: str, tensor: torch.Tensor) -> None:
     """Raise a RuntimeError with the rebuild command when ``op`` has no kernel for the device of
-    ``tensor`` (CUDA tensors with a CPU-only build)."""
-    if tensor.device.type == "cuda" and not _CUDA_KERNELS.get(f"fastfield::{op}", False):
+    ``tensor`` (CUDA tensors with a CPU-only build). Called by the wrappers of fastfield.ops,
+    whose import has loaded the kernels."""
+    if tensor.device.type == "cuda" and not _CUDA_TABLE.get(f"fastfield::{op}", False):
         raise RuntimeError(
             f"fastfield.{op}: got CUDA tensors, but this fastfield build has no CUDA kernels "
-            f"(loaded: {KERNELS}). Rebuild with: {REBUILD_HINT}")
+            f"(loaded: {_LOADED}). Rebuild with: {REBUILD_HINT}")
 
 
 def set_value_checks(mode: int) -> int:
@@ -107,6 +139,7 @@ def set_value_checks(mode: int) -> int:
     synchronisation per call on CUDA. -1: never -- for tests that feed invalid input to the
     kernels to show their index guards hold.
     """
+    load()
     return torch.ops.fastfield._set_value_checks(mode)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._atomic import atomic_path
+from .core.atomic import atomic_path
 from .render import memory_budget
 
 ArrayLike = Union[np.ndarray, Tensor]

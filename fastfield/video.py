@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ._atomic import atomic_path
+from .core.atomic import atomic_path
 from .data._io import to_uint8 as _tensor_to_uint8
 from .data.camera import Camera
 from .render import Bound, render_image

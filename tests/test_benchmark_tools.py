@@ -15,7 +15,11 @@ SELECTION = "bench_stratified and fastfield and per_ray"
 
 
 def regress(action, storage, **env):
-    environment = {**os.environ, "FASTFIELD_BENCH": "smoke",
+    # Without the variables of a pytest-xdist worker running this test: pytest-benchmark would
+    # take the child run for a worker too and save nothing.
+    inherited = {key: value for key, value in os.environ.items()
+                 if not key.startswith("PYTEST_XDIST")}
+    environment = {**inherited, "FASTFIELD_BENCH": "smoke",
                    "FASTFIELD_BENCH_STORAGE": str(storage),
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
     return subprocess.run(["bash", str(REPO / "benchmarks" / "regress.sh"), action, "-k", SELECTION,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastfield._atomic import atomic_path
+from fastfield.core.atomic import atomic_path
 from fastfield.data.builtin import SCALE_MAT, BuiltinShapes
 from fastfield.mesh import (chamfer_distance, extract_mesh, outward_fraction, read_ply,
                             sample_mesh_points, vertex_normals, write_ply)

@@ -21,7 +21,7 @@
 
 namespace fastfield {
 
-// Values of near_far_sphere's `mode` argument (fastfield/ops/_enums.py has the Python names).
+// Values of near_far_sphere's `mode` argument (fastfield/core/enums.py has the Python names).
 enum class SphereBounds : int64_t { kNeuS = 0, kExact = 1 };
 
 template <typename scalar_t>

@@ -18,7 +18,7 @@
 
 namespace fastfield {
 
-// Values of generate_rays' `convention` argument (fastfield/ops/_enums.py has the Python names).
+// Values of generate_rays' `convention` argument (fastfield/core/enums.py has the Python names).
 enum class CameraConvention : int64_t { kOpenGL = 0, kOpenCV = 1 };
 
 template <typename scalar_t>

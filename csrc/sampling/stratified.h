@@ -18,7 +18,7 @@
 
 namespace fastfield {
 
-// Values of stratified_samples' `jitter` argument (fastfield/ops/_enums.py has the Python names).
+// Values of stratified_samples' `jitter` argument (fastfield/core/enums.py has the Python names).
 enum class Jitter : int64_t { kNone = 0, kPerSample = 1, kPerRay = 2 };
 
 template <typename scalar_t>

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from . import Scene, Split
+from .scene import Scene, Split
 from ._io import (IMAGE_EXTENSIONS, as_array, read_images, read_json, require_dir, require_key,
                   to_uint8)
 from .camera import Camera

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._atomic import atomic_path
-from ..reference import generate_rays, near_far_sphere
+from ..core.atomic import atomic_path
+from ..reference.rays import generate_rays, near_far_sphere
 from ._io import to_uint8
 from .blender import load_blender
 from .camera import Camera

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import Scene, Split
+from .scene import Scene, Split
 from ._io import list_images, read_images, require_dir, require_file
 from .camera import Camera
 from .paths import homogeneous, normalize, pose_from_axes, spiral_path

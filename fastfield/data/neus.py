@@ -4,7 +4,7 @@ import re
 import numpy as np
 import torch
 
-from . import Scene, Split
+from .scene import Scene, Split
 from ._io import (as_array, list_images, read_images, read_npz, require_dir, require_file,
                   require_key)
 from .camera import Camera

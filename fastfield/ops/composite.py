@@ -4,7 +4,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._types import DensityComposite, SdfComposite
+from ..core.types import DensityComposite, SdfComposite
 from ._common import check_kernel, float_inputs, require_tensor
 
 __all__ = ["composite_density", "composite_sdf"]

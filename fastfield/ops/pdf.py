@@ -5,9 +5,9 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from .._types import Merged
+from ..core.types import Merged
 from ._common import check_kernel, float_inputs, require_tensor
-from ._random import pdf_quantiles
+from ..core.random import pdf_quantiles
 
 __all__ = ["sample_pdf", "merge_sorted", "neus_upsample"]
 

@@ -14,9 +14,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._types import NearFar, Rays
+from ..core.types import NearFar, Rays
 from ._common import check_kernel, float_inputs, int_at_least, require_tensor
-from ._enums import CAMERA_CONVENTIONS, SPHERE_BOUNDS, enum_value
+from ..core.enums import CAMERA_CONVENTIONS, SPHERE_BOUNDS, enum_value
 
 __all__ = ["generate_rays", "image_pixels", "random_pixels", "random_pixels_in_camera",
            "ndc_rays", "near_far_sphere", "near_far_aabb"]

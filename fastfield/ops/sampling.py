@@ -5,8 +5,8 @@ import torch
 from torch import Tensor
 
 from ._common import check_kernel, float_inputs, int_at_least, per_ray
-from ._enums import JITTERS, enum_value
-from ._random import uniform
+from ..core.enums import JITTERS, enum_value
+from ..core.random import uniform
 
 __all__ = ["stratified_samples"]
 

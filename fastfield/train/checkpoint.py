@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .._atomic import atomic_path
+from ..core.atomic import atomic_path
 
 from ..config import TrainConfig, from_dict, to_dict
 
@@ -29,7 +29,7 @@ def checkpoint_path(run_dir) -> Path:
 
 def save_atomic(payload: Dict[str, Any], path) -> None:
     """``torch.save(payload)`` to ``path`` so that ``path`` always holds a complete file (see
-    fastfield._atomic.atomic_path); if anything fails, the previous file is untouched."""
+    fastfield.core.atomic.atomic_path); if anything fails, the previous file is untouched."""
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         torch.save(payload, file)
 

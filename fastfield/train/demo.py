@@ -18,7 +18,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from .._atomic import atomic_path
+from ..core.atomic import atomic_path
 from ..config import apply_override, preset
 from ..mesh import extract_mesh, vertex_normals, write_ply
 from ..video import render_video

@@ -1,0 +1,61 @@
+"""Argument checks and normalisation shared by the op wrappers, their twins and the layers above:
+one error type and one message shape per kind of mistake."""
+import operator
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def float_inputs(op: str, *tensors: Optional[Tensor]) -> Sequence[Optional[Tensor]]:
+    """Half and bfloat16 inputs become float32 under torch.autocast (the kernels accumulate in
+    the input dtype, so they run in float32 there); outside autocast they are a TypeError. The
+    kernels check the rest (float32/float64, one dtype, one device)."""
+    low = [t for t in tensors if isinstance(t, Tensor) and t.dtype in _LOW_PRECISION]
+    if not low:
+        return tensors
+    if not torch.is_autocast_enabled(low[0].device.type):
+        raise TypeError(f"fastfield.{op}: got {low[0].dtype} inputs; the kernels take float32 or "
+                        "float64 (half and bfloat16 are upcast to float32 only under torch.autocast)")
+    return tuple(t.float() if isinstance(t, Tensor) and t.is_floating_point() else t
+                 for t in tensors)
+
+
+def require_tensor(op: str, name: str, value) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"fastfield.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def int_at_least(op: str, name: str, value, minimum: int) -> int:
+    """``value`` as an int (anything with __index__): TypeError if it is not integral,
+    ValueError if it is below ``minimum``."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        message = f"fastfield.{op}: {name} must be an int, got {type(value).__name__}"
+        raise TypeError(message) from None
+    if value < minimum:
+        raise ValueError(f"fastfield.{op}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def per_ray(op: str, name: str, value: Union[float, Tensor], n_rays: int, like: Tensor) -> Tensor:
+    """A Python float or a [n_rays] tensor (or a 0-d one) as a [n_rays] tensor like ``like``."""
+    if isinstance(value, Tensor):
+        if value.dim() == 0:
+            return value.to(like.dtype).expand(n_rays)
+        return value
+    if isinstance(value, (int, float)):
+        return torch.full((n_rays,), float(value), dtype=like.dtype, device=like.device)
+    raise TypeError(f"fastfield.{op}: {name} must be a float or a [n_rays] tensor, "
+                    f"got {type(value).__name__}")
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none), cut
+    to ``limit`` characters: what a one-line error report shows of a deeper failure."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:limit]
