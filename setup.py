@@ -77,7 +77,7 @@ setup(
         "full": FULL_EXTRAS,
         "test": ["pytest", "pytest-benchmark", *FULL_EXTRAS],
     },
-    entry_points={"console_scripts": ["fastfield = fastfield.cli:main"]},
+    entry_points={"console_scripts": ["fastfield = fastfield.app.cli:main"]},
     ext_modules=ext_modules,
     cmdclass={**cmdclass, "build_py": BuildPyWithSources},
 )

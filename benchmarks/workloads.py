@@ -14,8 +14,9 @@ from torch import Tensor, nn
 import fastfield
 from fastfield import config as presets
 from fastfield.data import Camera
-from fastfield.models import NeRF, NeuS, build_model
+from fastfield.fields import NeRF, NeuS, build_model, inverted_sphere
 from fastfield.render import backend_ops, render, render_image
+from fastfield.train.losses import nerf_loss, neus_loss
 
 
 # ----------------------------------------------------------------------------- trivial fields
@@ -32,6 +33,17 @@ class TrivialRadiance(nn.Module):
     def forward(self, points: Tensor, dirs: Tensor) -> Tuple[Tensor, Tensor]:
         out = self.linear(torch.cat([points, dirs], -1))
         return out[:, 0], out[:, 1:]
+
+
+class TrivialBackground(TrivialRadiance):
+    """NeRF++'s background input (the inverted sphere, as BackgroundField) into one layer:
+    (world points [N, 3], dirs [N, 3]) -> (raw density [N], raw rgb [N, 3])."""
+
+    def __init__(self):
+        super().__init__(in_dim=4)
+
+    def forward(self, points: Tensor, dirs: Tensor) -> Tuple[Tensor, Tensor]:
+        return super().forward(inverted_sphere(points), dirs)
 
 
 class TrivialSDF(nn.Module):
@@ -64,7 +76,7 @@ def make_model(preset_name: str, trivial: bool, device: torch.device) -> nn.Modu
     if cfg.model == "nerf":
         return NeRF(cfg.nerf, coarse=TrivialRadiance(), fine=TrivialRadiance()).to(device)
     feature = cfg.neus.sdf.feature_dim
-    background = TrivialRadiance(in_dim=4) if cfg.neus.n_outside > 0 else None
+    background = TrivialBackground() if cfg.neus.n_outside > 0 else None
     return NeuS(cfg.neus, sdf_network=TrivialSDF(feature), color_network=TrivialColor(feature),
                 background=background).to(device)
 
@@ -117,6 +129,7 @@ def training_step(model: nn.Module, camera: Camera, n_rays: int, backend: str,
     normalize = model.kind == "neus"
     target = torch.rand(n_rays, 3, generator=generator, device=device)
     cameras = itertools.cycle(range(len(camera)))
+    loss_fn = nerf_loss if model.kind == "nerf" else neus_loss
 
     def step():
         cam_id = next(cameras)
@@ -126,7 +139,7 @@ def training_step(model: nn.Module, camera: Camera, n_rays: int, backend: str,
                                  convention=camera.convention, normalize=normalize)
         out = render(model, rays.origins, rays.directions, near, far, background=bg,
                      perturb=True, backend=backend, generator=generator, cos_anneal_ratio=0.5)
-        loss, _ = model.loss(out, target)
+        loss, _ = loss_fn(out, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

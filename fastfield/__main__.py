@@ -1,6 +1,6 @@
 """``python -m fastfield``: the same command as the ``fastfield`` console script."""
 import sys
 
-from .cli import main
+from .app.cli import main
 
 sys.exit(main())

@@ -15,9 +15,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
-from .models.mlp import MLPConfig
-from .models.nerf import NeRFConfig
-from .models.neus import ColorConfig, NeuSConfig, SDFConfig
+from .fields.radiance import MLPConfig
+from .fields.nerf import NeRFConfig
+from .fields.neus import NeuSConfig
+from .fields.sdf import ColorConfig, SDFConfig
 
 
 @dataclass

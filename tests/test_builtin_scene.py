@@ -13,7 +13,8 @@ import torch
 
 from fastfield.data import BuiltinShapes, builtin_scene, load_blender, load_neus, \
     write_builtin_scene
-from fastfield.data.builtin import CAMERA_DISTANCE, NEUS_BACKGROUND, SCALE_MAT
+from fastfield.data.builtin import (CAMERA_DISTANCE, NEUS_BACKGROUND, SCALE_MAT, render_views,
+                                    sphere_trace)
 from fastfield.reference import generate_rays, near_far_sphere
 
 RESOLUTION = 32
@@ -82,8 +83,8 @@ def test_same_pixel_hits_the_same_surface_point(blender, neus):
     pixels = pixel_grid(8, RESOLUTION, 7)
     from_blender = rays_in_normalised_frame(blender.split("train").cameras, pixels, SCALE_MAT)
     from_neus = rays_in_normalised_frame(neus.split("train").cameras, pixels)
-    t_blender, hit_blender = SHAPES.sphere_trace(*from_blender)
-    t_neus, hit_neus = SHAPES.sphere_trace(*from_neus)
+    t_blender, hit_blender = sphere_trace(SHAPES, *from_blender)
+    t_neus, hit_neus = sphere_trace(SHAPES, *from_neus)
     assert (hit_blender == hit_neus).float().mean() >= 0.99  # a grazing ray may differ
     both = hit_blender & hit_neus
     assert both.sum() > 0.1 * len(pixels)
@@ -103,7 +104,7 @@ def test_centre_pixel_ray_passes_through_the_look_at_point(blender, neus):
 
 def test_stored_images_and_masks_reproduce(paths, blender, neus):
     val = blender.split("val")
-    colour, alpha = SHAPES.render(val.cameras, scale_mat=SCALE_MAT)
+    colour, alpha = render_views(SHAPES, val.cameras, scale_mat=SCALE_MAT)
     over_white = (colour + (1 - alpha[..., None])) * 255
     error = (val.images.double() - over_white).abs()
     assert (error <= 1.0).double().mean() > 0.99 and error.mean() < 0.5
@@ -112,7 +113,7 @@ def test_stored_images_and_masks_reproduce(paths, blender, neus):
     np.testing.assert_array_equal(val.masks[1].numpy(), raw[..., 3] / np.float32(255))
 
     train = neus.split("train")[:3]
-    colour, alpha = SHAPES.render(train.cameras)
+    colour, alpha = render_views(SHAPES, train.cameras)
     over_background = (colour + torch.tensor(NEUS_BACKGROUND) * (1 - alpha[..., None])) * 255
     error = (train.images.double() - over_background).abs()
     assert (error <= 1.0).double().mean() > 0.99 and error.mean() < 0.5
@@ -160,7 +161,7 @@ def test_sphere_tracing_finds_the_first_surface_crossing(blender):
     pixels = pixel_grid(2, RESOLUTION, RESOLUTION)
     origins, directions = rays_in_normalised_frame(blender.split("train").cameras[:2], pixels,
                                                    SCALE_MAT)
-    t, hit = SHAPES.sphere_trace(origins, directions)
+    t, hit = sphere_trace(SHAPES, origins, directions)
     hit_sdf = SHAPES.sdf(origins[hit] + t[hit, None] * directions[hit])
     assert hit.sum() > 100 and (hit_sdf.abs() < 1e-4).all()
     # A dense march finds no crossing before the hit, and none at all along the misses.

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-import fastfield.video
-from fastfield import cli
+import fastfield.app.video
+from fastfield.app import cli, demo
 from fastfield.config import PRESETS, TrainConfig, apply_override, from_dict, preset
 from fastfield.data import write_builtin_scene
 from fastfield.mesh import read_ply
-from fastfield.train import Trainer, demo
+from fastfield.train import Trainer
 from fastfield.train.checkpoint import load_checkpoint
 from training_helpers import TINY, tiny_overrides
 
@@ -103,7 +103,7 @@ def test_train_eval_render_and_resume(capsys, nerf_run, tmp_path):
                              tmp_path / "orbit.mp4")
     assert code == 0, err
     # Without imageio-ffmpeg (an optional extra) the video falls back to a GIF.
-    written = tmp_path / ("orbit.mp4" if fastfield.video.mp4_encoder_available() else "orbit.gif")
+    written = tmp_path / ("orbit.mp4" if fastfield.app.video.mp4_encoder_available() else "orbit.gif")
     assert written.stat().st_size > 0 and f"wrote 3 frames to {written}" in out
 
     resumed = tmp_path / "resumed"
@@ -135,7 +135,7 @@ def test_ctrl_c_during_training_saves_and_exits_130(capsys, tmp_path, monkeypatc
 
 def test_render_falls_back_to_gif_without_an_mp4_encoder(capsys, nerf_run, tmp_path,
                                                          monkeypatch):
-    monkeypatch.setattr(fastfield.video, "mp4_encoder_available", lambda: False)
+    monkeypatch.setattr(fastfield.app.video, "mp4_encoder_available", lambda: False)
     code, out, err = run_cli(capsys, "render", "--run", nerf_run, "--frames", "2", "--out",
                              tmp_path / "orbit.mp4")
     assert code == 0

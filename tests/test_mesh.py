@@ -15,7 +15,7 @@ from fastfield.core.atomic import atomic_path
 from fastfield.data.builtin import SCALE_MAT, BuiltinShapes
 from fastfield.mesh import (chamfer_distance, extract_mesh, outward_fraction, read_ply,
                             sample_mesh_points, vertex_normals, write_ply)
-from fastfield.models.neus import NeuS, NeuSConfig, SDFConfig
+from fastfield.fields import NeuS, NeuSConfig, SDFConfig
 
 
 class SphereSDF(nn.Module):

@@ -16,7 +16,7 @@ from fastfield import render_image
 from fastfield.config import apply_override, preset
 from fastfield.data import BuiltinShapes, builtin_scene
 from fastfield.data.builtin import SCALE_MAT
-from fastfield.models import NeRF
+from fastfield.fields import NeRF
 from fastfield.train import Trainer, psnr
 from fastfield.train.evaluate import render_view
 from fastfield.train.log import read_records

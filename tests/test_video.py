@@ -1,4 +1,4 @@
-"""Videos along camera paths (fastfield.video.render_video) and the 8-bit output views."""
+"""Videos along camera paths (fastfield.app.video.render_video) and the 8-bit output views."""
 import math
 
 import imageio.v2 as imageio_v2
@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-import fastfield.video as video
+import fastfield.app.video as video
 from fastfield import render_image
 from fastfield.config import preset
 from fastfield.data import orbit_path
-from fastfield.models import NeRF
-from fastfield.video import depth_to_uint8, normal_to_uint8, render_video, to_uint8
+from fastfield.app.video import render_video
+from fastfield.fields import NeRF
+from fastfield.train.images import depth_to_uint8, normal_to_uint8, to_uint8
 
 HEIGHT, WIDTH, N_FRAMES = 15, 20, 3   # odd height: MP4 frames gain one repeated row
 

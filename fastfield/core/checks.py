@@ -1,5 +1,7 @@
 """Argument checks and normalisation shared by the op wrappers, their twins and the layers above:
 one error type and one message shape per kind of mistake."""
+import math
+import numbers
 import operator
 from typing import Optional, Sequence, Union
 
@@ -29,17 +31,33 @@ def require_tensor(op: str, name: str, value) -> Tensor:
     return value
 
 
-def int_at_least(op: str, name: str, value, minimum: int) -> int:
-    """``value`` as an int (anything with __index__): TypeError if it is not integral,
-    ValueError if it is below ``minimum``."""
-    try:
-        value = operator.index(value)
-    except TypeError:
-        message = f"fastfield.{op}: {name} must be an int, got {type(value).__name__}"
-        raise TypeError(message) from None
-    if value < minimum:
-        raise ValueError(f"fastfield.{op}: {name} must be >= {minimum}, got {value}")
-    return value
+def int_at_least(op: Optional[str], name: str, value, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``: the one integer check of fastfield (op arguments,
+    mesh and scene sizes, camera sizes).
+
+    The rule: anything with ``__index__`` (int, numpy integers, integer 0-d tensors) is an
+    int, except bool (a flag is not a count). Otherwise a TypeError when the value is of the
+    wrong type -- a string, None, a bool, or a float with a whole value such as 8.0 (the count
+    is right, its type is not) -- and a ValueError when no int has that value (2.5, nan, inf)
+    or the int is below ``minimum``. Messages start with "fastfield.<op>: " when ``op`` is
+    given.
+    """
+    where = f"fastfield.{op}: " if op else ""
+    if not isinstance(value, bool):
+        try:
+            value = operator.index(value)
+        except TypeError:
+            pass
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < minimum:
+            raise ValueError(f"{where}{name} must be >= {minimum}, got {value} "
+                             f"({name} must be an int >= {minimum})")
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) \
+            and not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"{where}{name} must be an int >= {minimum}, got {value!r}")
+    shown = f" {value!r}" if isinstance(value, (numbers.Number, str)) else ""
+    raise TypeError(f"{where}{name} must be an int, got {type(value).__name__}{shown}")
 
 
 def per_ray(op: str, name: str, value: Union[float, Tensor], n_rays: int, like: Tensor) -> Tensor:

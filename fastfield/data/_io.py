@@ -10,8 +10,6 @@ from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
 import imageio.v3 as iio
 import numpy as np
-import torch
-from torch import Tensor
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -136,8 +134,3 @@ def read_images(paths: Sequence[Path], channels: str,
             raise ValueError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW), expected "
                              f"{expected_hw[0]}x{expected_hw[1]} like {expected_from}")
         yield image
-
-
-def to_uint8(values: Tensor) -> Tensor:
-    """Values in [0, 1] rounded to uint8 (0..255)."""
-    return (values.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)

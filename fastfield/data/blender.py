@@ -6,11 +6,11 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .scene import Scene, Split
-from ._io import (IMAGE_EXTENSIONS, as_array, read_images, read_json, require_dir, require_key,
-                  to_uint8)
+from ..core.images import to_uint8
+from ._io import IMAGE_EXTENSIONS, as_array, read_images, read_json, require_dir, require_key
 from .camera import Camera
 from .paths import orbit_path
+from .scene import Scene, Split
 
 NEAR, FAR = 2.0, 6.0
 # nerf-pytorch's render_poses: pose_spherical(azimuth, -30, 4) for 40 azimuths.

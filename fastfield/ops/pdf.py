@@ -6,16 +6,10 @@ import torch
 from torch import Tensor
 
 from ..core.types import Merged
-from ._common import check_kernel, float_inputs, require_tensor
+from ._common import check_kernel, float_inputs, int_at_least, require_tensor
 from ..core.random import pdf_quantiles
 
 __all__ = ["sample_pdf", "merge_sorted", "neus_upsample"]
-
-
-def _count(op: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"fastfield.{op}: {name} must be an int >= 0, got {value!r}")
-    return value
 
 
 def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor] = None,
@@ -64,7 +58,7 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
     op = "sample_pdf"
     require_tensor(op, "bins", bins)
     require_tensor(op, "weights", weights)
-    n_samples = _count(op, "n_samples", n_samples)
+    n_samples = int_at_least(op, "n_samples", n_samples, 0)
     bins, weights, u = float_inputs(op, bins, weights, u)
     quantiles = pdf_quantiles(bins.shape[0], n_samples, det, None if u is None else u.detach(),
                               weights, generator)
@@ -132,7 +126,7 @@ def neus_upsample(rays_o: Tensor, rays_d: Tensor, t: Tensor, sdf: Tensor, n_new:
     op = "neus_upsample"
     for name, value in (("rays_o", rays_o), ("rays_d", rays_d), ("t", t), ("sdf", sdf)):
         require_tensor(op, name, value)
-    n_new = _count(op, "n_new", n_new)
+    n_new = int_at_least(op, "n_new", n_new, 0)
     if isinstance(inv_s, bool) or not isinstance(inv_s, (int, float)):
         raise TypeError(f"fastfield.{op}: inv_s must be a float, got {type(inv_s).__name__}")
     rays_o, rays_d, t, sdf = float_inputs(op, rays_o, rays_d, t, sdf)

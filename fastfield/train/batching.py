@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 
-from ..ops import random_pixels, random_pixels_in_camera
+from .. import ops
 
 BATCHING = ("all_images", "one_image")
 
@@ -52,12 +52,12 @@ class PixelSampler:
     def sample(self, step: int, device_generator: torch.Generator) -> Tensor:
         """Pixel ids [batch_rays, 3] int64 on the training device for update ``step``."""
         if self.batching == "all_images":
-            return random_pixels(self.batch_rays, self.n_images, self.height, self.width,
-                                 generator=device_generator, device=self.device)
+            return ops.random_pixels(self.batch_rays, self.n_images, self.height, self.width,
+                                     generator=device_generator, device=self.device)
         crop = self.precrop_frac if step < self.precrop_iters else 1.0
-        return random_pixels_in_camera(self.batch_rays, self._image(step), self.height,
-                                       self.width, crop_fraction=crop,
-                                       generator=device_generator, device=self.device)
+        return ops.random_pixels_in_camera(self.batch_rays, self._image(step), self.height,
+                                           self.width, crop_fraction=crop,
+                                           generator=device_generator, device=self.device)
 
     def state_dict(self) -> Dict[str, Any]:
         return {"host_random": self.host_random.getstate(), "permutation": self.permutation}

@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..data import Scene
+from ..data.scene import Scene
 from ..render import render_image
-from ..video import depth_to_uint8, normal_to_uint8, to_uint8
+from .images import view_panels
 from .metrics import psnr, ssim
 from .precision import precision_context
 from .scenes import render_settings, split_note
@@ -29,16 +29,6 @@ def render_view(model: nn.Module, scene: Scene, split: str, index: int, *, backe
         out = render_image(model, cameras, index, backend=backend, device=device, chunk=chunk,
                            **render_settings(scene, device))
     return {key: value.float() for key, value in out.items()}
-
-
-def view_panels(out: Dict[str, Tensor], c2w: Tensor) -> Dict[str, np.ndarray]:
-    """The PNG-ready uint8 [H, W, 3] images of one rendered view: rgb, depth (grey, near
-    bright) and, for NeuS, normals in the camera's frame (as NeuS shows them); ``c2w`` [3, 4]
-    is the view's camera."""
-    panels = {"rgb": to_uint8(out["rgb"]), "depth": depth_to_uint8(out["depth"], out["acc"])}
-    if "normal" in out:
-        panels["normal"] = normal_to_uint8(out["normal"], c2w)
-    return panels
 
 
 def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, *,

@@ -14,6 +14,7 @@ from typing import Iterator
 import torch
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+DEFAULT_PRECISION = "fp32"
 
 
 def check_precision(precision: str) -> str:

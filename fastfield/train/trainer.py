@@ -1,10 +1,10 @@
-"""The training loop: nerf-pytorch's for NeRF, NeuS's for NeuS, on fastfield's ops.
+"""The training run: nerf-pytorch's loop for NeRF, NeuS's for NeuS, on fastfield's pipelines.
 
-One step: draw pixel ids (``PixelSampler``), gather their colours from the uint8 images held on
-the training device, turn the ids into rays (``camera_rays``), render them with perturbation,
-take the model's loss and an Adam step with the scheduled learning rate. Nothing in a step reads
-a value back from the device: metrics stay device tensors, summed over ``log_every`` steps and
-read once per window, so a GPU never waits on the host inside a step.
+``Trainer`` orchestrates a run -- the scene, the model and its optimiser, checkpoints (resume
+continues exactly), logging, validation renders, Ctrl-C -- and leaves each optimiser update to
+its step runner (fastfield.train.step.StepRunner: pixels -> rays -> render -> loss -> backward
+-> optimiser). Metrics stay device tensors, summed over ``log_every`` steps and read once per
+window, so a GPU never waits on the host inside a step.
 """
 import copy
 import signal
@@ -14,26 +14,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-import imageio.v3 as iio
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..config import TrainConfig, to_dict
-from ..models import build_model
-from ..render import backend_ops, camera_rays, render
+from ..fields import build_model
+from ..render import DEFAULT_BACKEND, backend_ops
 from .batching import PixelSampler
 from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_path, config_differences,
                          load_checkpoint, load_model_state, save_atomic)
 from .device import resolve_device
-from .evaluate import render_view, view_panels
+from .evaluate import render_view
+from .images import view_panels, write_side_by_side
 from .log import TrainingLog
+from .losses import loss_for
 from .metrics import psnr
-from .precision import check_precision, precision_context, precision_notice
+from .precision import DEFAULT_PRECISION, check_precision, precision_notice
 from .scenes import check_scene_for_model, load_config_scene, render_settings
 from .schedule import cos_anneal_ratio, learning_rate
-
-DEFAULT_BACKEND, DEFAULT_PRECISION = "kernels", "fp32"
+from .step import StepRunner, TrainingImages
 
 
 class Trainer:
@@ -74,13 +73,11 @@ class Trainer:
         self.scene = load_config_scene(config.data)
         check_scene_for_model(self.scene, config)
         train = self.scene.split("train")
-        # The training images stay uint8 on the training device: memory grows with the images,
-        # never with rays; colours are gathered per step by pixel id.
-        self.images = train.images.to(self.device)                       # [n, H, W, 3] uint8
-        self.masks = None
+        masks = None
         if config.model == "neus" and config.mask_weight > 0:
-            self.masks = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
-        self.cameras = train.cameras.to(self.device)
+            masks = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
+        self.data = TrainingImages(train.images.to(self.device), masks,     # [n, H, W, 3] uint8
+                                   train.cameras.to(self.device))
         self.render_settings = render_settings(self.scene, self.device)
 
         torch.manual_seed(config.seed)  # the model's initialisation
@@ -94,6 +91,12 @@ class Trainer:
         self.sampler = PixelSampler(config.batching, image_order, len(train), train.cameras.height,
                                     train.cameras.width, config.batch_rays, config.precrop_iters,
                                     config.precrop_frac, config.seed + 1, self.device)
+        self.runner = StepRunner(
+            self.model, self.optimizer, self.sampler, self.data, loss_for(config),
+            learning_rate=lambda step: learning_rate(config, step),
+            cos_anneal_ratio=lambda step: cos_anneal_ratio(config, step),
+            render_settings=self.render_settings, backend=self.backend,
+            precision=self.precision, device=self.device, generator=self.generator)
         self.step = 0
         self.elapsed = 0.0
         self.val_psnr: Optional[float] = None
@@ -166,33 +169,15 @@ class Trainer:
         return self.checkpoint_path
 
     # -- one step -----------------------------------------------------------------------------
-    def train_step(self) -> Dict[str, Tensor]:
-        """One optimiser update; returns the step's metrics as device tensors (never read here).
+    @property
+    def images(self) -> Tensor:
+        """The training images on the training device, [n, H, W, 3] uint8."""
+        return self.data.images
 
-        Everything here is asynchronous on a GPU: no .item(), no boolean indexing, no
-        data-dependent shapes.
-        """
-        cfg, step = self.config, self.step
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        pixels = self.sampler.sample(step, self.generator)                  # [B, 3] int64
-        camera, row, col = pixels.unbind(-1)
-        target = self.images[camera, row, col].float() / 255.0              # [B, 3]
-        mask = None if self.masks is None else self.masks[camera, row, col].float() / 255.0
-        rays = camera_rays(self.model, self.cameras, pixels, self.backend)
-        with precision_context(self.precision, self.device):
-            out = render(self.model, rays.origins, rays.directions, perturb=True,
-                         backend=self.backend, generator=self.generator,
-                         cos_anneal_ratio=cos_anneal_ratio(cfg, step), **self.render_settings)
-        out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
-        if self.model.kind == "neus":
-            loss, stats = self.model.loss(out, target, mask, eikonal_weight=cfg.eikonal_weight,
-                                          mask_weight=cfg.mask_weight)
-        else:
-            loss, stats = self.model.loss(out, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+    def train_step(self) -> Dict[str, Tensor]:
+        """One optimiser update by the step runner; returns the step's metrics as device
+        tensors (never read here)."""
+        stats = self.runner(self.step)
         self.step += 1
         return stats
 
@@ -208,9 +193,7 @@ class Trainer:
         target = views.images[index]
         value = psnr(out["rgb"].clamp(0, 1).cpu(), target.float() / 255.0)
         panels = [target.numpy(), *view_panels(out, views.cameras.c2w[index]).values()]
-        path = self.out_dir / "val" / f"step_{self.step:06d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(path, np.concatenate(panels, axis=1))
+        path = write_side_by_side(self.out_dir / "val" / f"step_{self.step:06d}.png", panels)
         self.val_psnr = value
         return {"step": self.step, "val_psnr": value, "val_view": f"{split}/{views.names[index]}",
                 "image": str(path.relative_to(self.out_dir))}

@@ -1,4 +1,5 @@
-"""A finished (or interrupted) training run, loaded back from its folder."""
+"""Run folders: a finished (or interrupted) training run, loaded back from its folder (or taken
+from the Trainer that just ran it), for the commands that evaluate, render and mesh it."""
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -7,12 +8,14 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data import Scene
-from ..models import build_model
-from .checkpoint import checkpoint_config, checkpoint_path, load_checkpoint, load_model_state
-from .device import resolve_device
-from .precision import check_precision
-from .scenes import load_config_scene
+from ..data.scene import Scene
+from ..fields import build_model
+from ..train import Trainer
+from ..train.checkpoint import (checkpoint_config, checkpoint_path, load_checkpoint,
+                                load_model_state)
+from ..train.device import resolve_device
+from ..train.precision import check_precision
+from ..train.scenes import load_config_scene
 
 
 @dataclass
@@ -30,6 +33,12 @@ class TrainedRun:
     backend: str
     precision: str
     device: torch.device
+
+    @classmethod
+    def from_trainer(cls, trainer: Trainer) -> "TrainedRun":
+        """The run a Trainer holds (its model as trained, on its device)."""
+        return cls(trainer.out_dir, trainer.config, trainer.model, trainer.scene, trainer.step,
+                   trainer.backend, trainer.precision, trainer.device)
 
 
 def load_run(run_dir, device="auto", backend: Optional[str] = None,

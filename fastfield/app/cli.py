@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import torch
+from .. import config as configs
+from ..core.checks import first_line
+from ..render.backend import BACKENDS
+from ..train.precision import PRECISIONS
 
-from . import config as configs
-from .train.precision import PRECISIONS
-
-BACKENDS = ("kernels", "reference")
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 
@@ -26,11 +25,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _add_device(parser, default: str = "auto"):
@@ -149,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 def training_config(args) -> configs.TrainConfig:
     """The preset (or, resuming without one, the checkpoint's config) with the command line's
     overrides applied."""
-    from .train.checkpoint import checkpoint_config, checkpoint_path, load_checkpoint
+    from ..train.checkpoint import checkpoint_config, checkpoint_path, load_checkpoint
 
     if args.preset is not None:
         config = configs.preset(args.preset)
@@ -170,18 +164,16 @@ def training_config(args) -> configs.TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from .train import Trainer
-    from .train.log import format_number
+    from ..train.log import format_number
+    from .commands import train
 
     config = training_config(args)
     if args.print_config:
         print(configs.to_json(config))
         return 0
     out = Path(args.out or Path("runs") / args.preset)
-    trainer = Trainer(config, out, device=args.device, backend=args.backend,
-                      precision=args.precision, resume=args.resume,
-                      progress=not args.no_progress)
-    summary = trainer.train()
+    summary = train(config, out, args.device, args.backend, args.precision, args.resume,
+                    progress=not args.no_progress).summary()
     print(f"trained {config.model} for {summary['step']} steps in {summary['elapsed']:.0f} s "
           f"on {summary['device']}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
           f"{format_number(summary['psnr'], '.2f')} dB, last validation view "
@@ -190,70 +182,50 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .train import evaluate
-    from .train.run import load_run
+    from .commands import evaluate_run
+    from .runs import load_run
 
     run = load_run(args.run, args.device, args.backend, args.precision)
     out = Path(args.out) if args.out else run.run_dir / f"eval_{args.split}"
-    result = evaluate(run.model, run.scene, args.split, out, backend=run.backend,
-                      precision=run.precision, device=run.device,
-                      info={"run": str(run.run_dir), "step": run.step})
+    result = evaluate_run(run, args.split, out)
     print(f"{args.split}: PSNR {result['mean_psnr']:.2f} dB, SSIM {result['mean_ssim']:.4f} "
           f"(mean over views) -- {result['note']}; images and metrics.json in {out}")
     return 0
 
 
 def cmd_render(args) -> int:
-    from .train.precision import precision_context
-    from .train.run import load_run
-    from .train.scenes import render_settings
-    from .video import render_video
+    from .commands import path_video
+    from .runs import load_run
 
     run = load_run(args.run, args.device, args.backend, args.precision)
-    path = run.scene.render_path
-    n_frames = len(path) if args.frames is None else args.frames
-    if not 1 <= n_frames <= len(path):
-        raise ValueError(f"--frames must be between 1 and {len(path)} (the frames of this "
-                         f"scene's render path), got {n_frames}")
-    # Evenly spaced along the path, so a short video still goes all the way round.
-    frames = path[torch.linspace(0, len(path) - 1, n_frames).round().long()]
-    with precision_context(run.precision, run.device):
-        written = render_video(run.model, frames, args.out or run.run_dir / "video.mp4",
-                               fps=args.fps, backend=run.backend, device=run.device,
-                               **render_settings(run.scene, run.device))
+    written, n_frames = path_video(run, args.out or run.run_dir / "video.mp4", args.frames,
+                                   fps=args.fps)
     print(f"wrote {n_frames} frames to {written}")
     return 0
 
 
 def cmd_mesh(args) -> int:
-    from .mesh import extract_mesh, vertex_normals, write_ply
-    from .train.run import load_run
+    from .commands import export_mesh
+    from .runs import load_run
 
     run = load_run(args.run, args.device)
-    if run.config.model != "neus":
-        raise ValueError(f"{run.run_dir} trained a {run.config.model} model; meshes come from "
-                         f"a NeuS run (an SDF): train a neus-* preset")
-    vertices, faces = extract_mesh(run.model, args.resolution, scale_mat=run.scene.scale_mat,
-                                   device=run.device)
     out = Path(args.out) if args.out else run.run_dir / "mesh.ply"
-    write_ply(out, vertices, faces, normals=vertex_normals(vertices, faces))
+    vertices, faces = export_mesh(run, out, args.resolution)
     print(f"wrote {len(vertices)} vertices and {len(faces)} faces (world coordinates) to {out}")
     return 0
 
 
 def cmd_chamfer(args) -> int:
-    from .train.run import load_run
-    from .train.surface import score_builtin_surface
+    from .commands import chamfer
+    from .runs import load_run
 
     run = load_run(args.run, args.device, load_scene=False)
-    result = score_builtin_surface(run.model, run.config, args.resolution, args.points,
-                                   args.seed, run.device)
-    print(json.dumps(result))
+    print(json.dumps(chamfer(run, args.resolution, args.points, args.seed)))
     return 0
 
 
 def cmd_demo(args) -> int:
-    from .train.demo import run_demo
+    from .demo import run_demo
 
     summary_path = run_demo(args.out, args.device)
     print(f"demo finished: {summary_path}")
@@ -277,5 +249,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, OSError, RuntimeError, ImportError) as error:
         if os.environ.get("FASTFIELD_TRACEBACK") == "1":
             raise
-        print(f"fastfield {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        print(f"fastfield {args.command}: error: {first_line(error)}", file=sys.stderr)
         return EXIT_USAGE

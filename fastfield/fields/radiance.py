@@ -1,5 +1,5 @@
-"""The NeRF MLP: the radiance field of NeRF's coarse and fine models and of NeuS's NeRF++
-background (which feeds it 4-d inverted-sphere points)."""
+"""The NeRF MLP field: nerf-pytorch's network, used for NeRF's coarse and fine fields and (with
+the inverted-sphere input of fastfield.fields.background) for NeuS's NeRF++ background."""
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -21,11 +21,13 @@ class MLPConfig:
     in_dim: int = 3
 
 
-class NeRFMLP(nn.Module):
+class NeRFField(nn.Module):
     """(points [N, in_dim], unit view directions [N, 3]) -> (raw density [N], raw rgb [N, 3]).
 
-    Raw outputs: the caller applies the activations (ReLU or softplus density, sigmoid colour),
-    as nerf-pytorch's ``raw2outputs`` and NeuS's ``render_core_outside`` do.
+    Raw outputs: the renderer applies the activations (ReLU or softplus density, sigmoid
+    colour), as nerf-pytorch's ``raw2outputs`` and NeuS's ``render_core_outside`` do.
+    ``density(points)`` is the density alone, without the view-dependent branch (what an
+    occupancy grid or a density-only probe needs).
     """
 
     def __init__(self, config: MLPConfig):
@@ -46,13 +48,18 @@ class NeRFMLP(nn.Module):
         else:
             self.output_head = nn.Linear(width, 4)
 
-    def forward(self, points: Tensor, viewdirs: Tensor) -> Tuple[Tensor, Tensor]:
+    def _trunk(self, points: Tensor) -> Tensor:
+        """The position-only layers: [N, in_dim] -> [N, width] features."""
         encoded = self.pos_encoding(points)
         h = encoded
         for i, layer in enumerate(self.point_layers):
             h = torch.relu(layer(h))
             if i in self.config.skips:
                 h = torch.cat([encoded, h], -1)
+        return h
+
+    def forward(self, points: Tensor, viewdirs: Tensor) -> Tuple[Tensor, Tensor]:
+        h = self._trunk(points)
         if not self.config.use_viewdirs:
             out = self.output_head(h)
             return out[:, 3], out[:, :3]
@@ -60,3 +67,11 @@ class NeRFMLP(nn.Module):
         h = torch.cat([self.feature_layer(h), self.dir_encoding(viewdirs)], -1)
         rgb = self.rgb_head(torch.relu(self.view_layer(h)))
         return density, rgb
+
+    def density(self, points: Tensor) -> Tensor:
+        """Raw density [N] at points [N, in_dim]: ``forward``'s first output, without the
+        view-dependent layers."""
+        h = self._trunk(points)
+        if not self.config.use_viewdirs:
+            return self.output_head(h)[:, 3]
+        return self.density_head(h)[:, 0]

@@ -16,21 +16,15 @@ from typing import Any, Dict, List
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 
-from ..core.atomic import atomic_path
 from ..config import apply_override, preset
-from ..mesh import extract_mesh, vertex_normals, write_ply
-from ..video import render_video
-from .checkpoint import checkpoint_path
-from .device import resolve_device
-from .evaluate import evaluate
-from .log import format_number
-from .metrics import mean_colour_psnr
-from .precision import precision_context
-from .scenes import render_settings
-from .surface import score_builtin_surface
-from .trainer import Trainer
+from ..core.atomic import atomic_path
+from ..train.checkpoint import checkpoint_path
+from ..train.device import resolve_device
+from ..train.log import format_number
+from ..train.metrics import mean_colour_psnr
+from .commands import chamfer, evaluate_run, export_mesh, path_video, train
+from .runs import TrainedRun
 
 # NeuS learns its surface from the object masks too (neus-wmask's supervision: mask loss 0.1,
 # no background model): in a demo-sized run that is what turns colours into a clean mesh.
@@ -65,21 +59,18 @@ def run_demo(out_dir, device="auto", progress: bool = True) -> Path:
             apply_override(config, assignment)
         run_dir = out / folder
         started = time.perf_counter()
-        trainer = Trainer(config, run_dir, device, resume=checkpoint_path(run_dir).is_file(),
-                          progress=progress)
-        trained = trainer.train()
+        trainer = train(config, run_dir, device, resume=checkpoint_path(run_dir).is_file(),
+                        progress=progress)
         timings = {"train_s": time.perf_counter() - started}
         started = time.perf_counter()
-        scene, model = trainer.scene, trainer.model
-        test = evaluate(model, scene, "test", run_dir / "eval_test", backend=trainer.backend,
-                        precision=trainer.precision, device=device, progress=progress,
-                        info={"run": str(run_dir), "step": trainer.step})
+        trained = TrainedRun.from_trainer(trainer)
+        test = evaluate_run(trained, "test", run_dir / "eval_test", progress=progress)
         timings["eval_s"] = time.perf_counter() - started
-        views = scene.split("test")
+        views = trained.scene.split("test")
         overview_rows.append(_overview_row(views, run_dir / "eval_test"))
         run = {"preset": name, "overrides": overrides, "steps": trainer.step,
-               "train": trained, "test_psnr": test["mean_psnr"], "test_ssim": test["mean_ssim"],
-               "test_note": test["note"],
+               "train": trainer.summary(), "test_psnr": test["mean_psnr"],
+               "test_ssim": test["mean_ssim"], "test_note": test["note"],
                "mean_colour_psnr": mean_colour_psnr(views.images),
                "files": {"checkpoint": f"{folder}/checkpoint.pt",
                          "metrics": f"{folder}/metrics.jsonl",
@@ -92,20 +83,13 @@ def run_demo(out_dir, device="auto", progress: bool = True) -> Path:
             run["files"]["validation_images"] = f"{folder}/val/"
         started = time.perf_counter()
         if config.model == "nerf":
-            path = scene.render_path
-            frames = path[torch.linspace(0, len(path) - 1, VIDEO_FRAMES[kind]).round().long()]
-            with precision_context(trainer.precision, device):
-                video = render_video(model, frames, run_dir / "video.mp4", fps=10,
-                                     backend=trainer.backend, device=device, progress=progress,
-                                     **render_settings(scene, device))
+            video, _ = path_video(trained, run_dir / "video.mp4", VIDEO_FRAMES[kind], fps=10,
+                                  progress=progress)
             run["files"]["video"] = str(video.relative_to(out))
         else:
-            vertices, faces = extract_mesh(model, MESH_RESOLUTION[kind],
-                                           scale_mat=scene.scale_mat, device=device)
-            write_ply(run_dir / "mesh.ply", vertices, faces, vertex_normals(vertices, faces))
+            export_mesh(trained, run_dir / "mesh.ply", MESH_RESOLUTION[kind])
             run["files"]["mesh"] = f"{folder}/mesh.ply"
-            run["surface"] = score_builtin_surface(model, config, MESH_RESOLUTION[kind],
-                                                   CHAMFER_POINTS, 0, device)
+            run["surface"] = chamfer(trained, MESH_RESOLUTION[kind], CHAMFER_POINTS, 0)
         timings["outputs_s"] = time.perf_counter() - started
         run["timings"] = timings
         summary["runs"][folder] = run

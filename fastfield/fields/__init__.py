@@ -1,0 +1,32 @@
+"""Fields: the networks a radiance-field method trains, as plain nn.Modules that map points (and
+view directions) to what the renderer composites. They never sample or composite; the
+pipelines in fastfield.render call them.
+
+- ``NeRFField``: (points, view directions) -> (raw density, raw rgb); ``.density(points)``.
+- ``BackgroundField``: NeRF++'s background, the NeRF field over the inverted sphere.
+- ``SDFField``: points -> (sdf, feature); ``ColorField``: (points, normals, view directions,
+  feature) -> rgb; ``sdf_and_gradient`` for normals.
+- ``NeRF`` (coarse + fine fields) and ``NeuS`` (SDF, colour, variance, background): the field
+  sets a checkpoint holds, with their configurations; ``build_model(config)``.
+"""
+from torch import nn
+
+from .background import BackgroundField, inverted_sphere
+from .encoding import PositionalEncoding
+from .nerf import NeRF, NeRFConfig
+from .neus import NeuS, NeuSConfig
+from .radiance import MLPConfig, NeRFField
+from .sdf import ColorConfig, ColorField, SDFConfig, SDFField, sdf_and_gradient
+
+__all__ = ["PositionalEncoding", "MLPConfig", "NeRFField", "BackgroundField", "inverted_sphere",
+           "SDFConfig", "SDFField", "ColorConfig", "ColorField", "sdf_and_gradient",
+           "NeRF", "NeRFConfig", "NeuS", "NeuSConfig", "build_model"]
+
+
+def build_model(config) -> nn.Module:
+    """The model (field set) a fastfield.config.TrainConfig describes."""
+    if config.model == "nerf":
+        return NeRF(config.nerf)
+    if config.model == "neus":
+        return NeuS(config.neus)
+    raise ValueError(f"model must be 'nerf' or 'neus', got {config.model!r}")

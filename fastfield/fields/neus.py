@@ -1,0 +1,62 @@
+"""NeuS (Wang et al. 2021) as its code trains it: an SDF field with geometric initialisation, a
+single variance, an IDR colour field and a NeRF++ background beyond the unit sphere. How they are
+sampled and composited (4-step hierarchical up-sampling, the fused SDF compositing op) is
+fastfield.render.neus's NeuS pipeline; the sample counts live here, in the model's
+configuration."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .background import BackgroundField
+from .radiance import MLPConfig
+from .sdf import ColorConfig, ColorField, SDFConfig, SDFField
+
+
+def _background_default() -> MLPConfig:
+    return MLPConfig(depth=8, width=256, skips=(4,), pos_frequencies=10, dir_frequencies=4,
+                     in_dim=4)
+
+
+@dataclass
+class NeuSConfig:
+    sdf: SDFConfig = field(default_factory=SDFConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+    background: MLPConfig = field(default_factory=_background_default)
+    n_samples: int = 64
+    n_importance: int = 64       # added over up_sample_steps steps
+    up_sample_steps: int = 4
+    n_outside: int = 32          # 0: no background model (NeuS wmask)
+    variance_init: float = 0.3
+
+
+class NeuS(nn.Module):
+    """NeuS's fields in the unit sphere of the normalised scene, with an optional NeRF++
+    background.
+
+    ``sdf_network``: points [N, 3] -> (sdf [N], feature [N, F]) (an SDFField or any module
+    with its signature); ``color_network``: (points, normals, view directions [N, 3],
+    feature [N, F]) -> rgb [N, 3] in [0, 1]; ``background``: (world points [N, 3], view
+    directions [N, 3]) -> (raw density [N], raw rgb [N, 3]) beyond the unit sphere, or None;
+    ``variance``: NeuS's single variance, inv_s = exp(10 * variance).
+    """
+
+    kind = "neus"
+
+    def __init__(self, config: NeuSConfig, sdf_network: Optional[nn.Module] = None,
+                 color_network: Optional[nn.Module] = None,
+                 background: Optional[nn.Module] = None):
+        super().__init__()
+        self.config = config
+        self.sdf_network = sdf_network if sdf_network is not None else SDFField(config.sdf)
+        self.color_network = (color_network if color_network is not None
+                              else ColorField(config.color, config.sdf.feature_dim))
+        if background is None and config.n_outside > 0:
+            background = BackgroundField(config.background)
+        self.background = background
+        self.variance = nn.Parameter(torch.tensor(config.variance_init))
+
+    def inv_s(self) -> Tensor:
+        """NeuS's SingleVarianceNetwork: exp(10 * variance), clipped to [1e-6, 1e6]."""
+        return torch.exp(self.variance * 10.0).clip(1e-6, 1e6)

@@ -1,0 +1,21 @@
+"""The one place where an op backend is chosen: fastfield's kernels or their pure-PyTorch twins.
+
+Every other layer passes the backend's name ("kernels" or "reference") down to the renderer;
+only ``backend_ops`` turns it into the namespace the pipelines call.
+"""
+from types import ModuleType
+
+BACKENDS = ("kernels", "reference")
+DEFAULT_BACKEND = "kernels"
+
+
+def backend_ops(backend: str) -> ModuleType:
+    """The op namespace of a backend: "kernels" (fastfield's fused kernels, fastfield.ops) or
+    "reference" (the pure-PyTorch twins, written the way nerf-pytorch and NeuS are)."""
+    if backend == "kernels":
+        from .. import ops
+        return ops
+    if backend == "reference":
+        from .. import reference
+        return reference
+    raise ValueError(f"backend must be {' or '.join(map(repr, BACKENDS))}, got {backend!r}")

@@ -1,0 +1,85 @@
+"""One training step as one object: draw pixel ids -> rays -> render -> loss -> backward ->
+optimiser update.
+
+``StepRunner(step)`` runs update ``step`` and returns its metrics; the run around it (logging,
+validation, checkpoints, Ctrl-C) is fastfield.train.trainer's. A runner that captures the step
+in a CUDA graph or splits it over processes replaces this one behind the same call, and owns
+the same state: ``model``, ``optimizer``, ``pixels`` (the PixelSampler) and ``generator``
+(every random draw of a step), which is what a checkpoint saves.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..render import camera_rays, pipeline_for, render
+from .batching import PixelSampler
+from .losses import LossFn
+from .precision import precision_context
+
+
+@dataclass
+class TrainingImages:
+    """The training split on the training device: colours are gathered per step by pixel id,
+    so memory grows with the images, never with rays.
+
+    images: [n, H, W, 3] uint8; masks: [n, H, W] uint8 (NeuS with a mask loss) or None;
+    cameras: the n cameras (a fastfield.data.Camera).
+    """
+    images: Tensor
+    masks: Optional[Tensor]
+    cameras: Any
+
+
+class StepRunner:
+    """One optimiser update of ``model`` per call: ``runner(step) -> {name: 0-d tensor}``.
+
+    ``step`` is the number of updates done before this one (it picks the learning rate, NeuS's
+    cos_anneal_ratio and nerf-pytorch's precrop). Nothing in a step reads a value back from
+    the device (no .item(), no boolean indexing, no data-dependent shapes): on a GPU the host
+    never waits inside a step, and the metrics stay device tensors.
+
+    Args:
+        model, optimizer: what is trained, and how.
+        pixels: draws each step's pixel ids (camera, row, col).
+        data: the training images, masks and cameras.
+        loss: the method's loss (fastfield.train.losses.loss_for).
+        learning_rate, cos_anneal_ratio: step -> value (fastfield.train.schedule).
+        render_settings: near, far, ndc and background of the scene (scenes.render_settings).
+        backend, precision, device: as the Trainer's.
+        generator: every random draw of a step (pixels, jitter, noise, PDF quantiles).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, pixels: PixelSampler,
+                 data: TrainingImages, loss: LossFn, *, learning_rate: Callable[[int], float],
+                 cos_anneal_ratio: Callable[[int], float], render_settings: Dict[str, Any],
+                 backend: str, precision: str, device: torch.device,
+                 generator: torch.Generator):
+        self.model, self.optimizer, self.pixels, self.data = model, optimizer, pixels, data
+        self.loss, self.learning_rate, self.cos_anneal_ratio = loss, learning_rate, cos_anneal_ratio
+        self.render_settings = render_settings
+        self.backend, self.precision, self.device = backend, precision, device
+        self.generator = generator
+        self.pipeline = pipeline_for(model)
+
+    def __call__(self, step: int) -> Dict[str, Tensor]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        pixels = self.pixels.sample(step, self.generator)                   # [B, 3] int64
+        camera, row, col = pixels.unbind(-1)
+        target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
+        masks = self.data.masks
+        mask = None if masks is None else masks[camera, row, col].float() / 255.0
+        rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
+        with precision_context(self.precision, self.device):
+            out = render(self.model, rays.origins, rays.directions, perturb=True,
+                         backend=self.backend, generator=self.generator,
+                         cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
+                         **self.render_settings)
+        out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
+        loss, stats = self.loss(out, target, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return stats
