@@ -1,8 +1,8 @@
 // Every fastfield operator schema, and nothing else. Kernels register per backend in the
 // *_cpu.cpp / *_cuda.cu files of each family (TORCH_LIBRARY_IMPL); the dispatcher picks them.
 // Python wrappers with documentation, argument normalisation, fake (meta) functions and autograd
-// live in fastfield/ops/. Enumerations travel as ints; their Python names are in
-// fastfield/core/enums.py and the C++ ones in the family headers.
+// live in fastfield/ops/. Enumerations travel as ints; their one table is
+// csrc/common/enums.def (read by common/enums.h and by fastfield/core/enums.py).
 #include <torch/library.h>
 
 #include "common/checks.h"

@@ -18,20 +18,15 @@ from typing import Dict, Iterator, Optional
 import torch
 
 from . import _build
+from .core.sources import kernel_source_dir
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 REBUILD_HINT = (f"CUDA_HOME={_build.FALLBACK_CUDA_HOME} pip install --no-build-isolation "
                 "--no-deps --force-reinstall .   (in the fastfield source folder, with a CUDA "
                 "build of torch)")
 
 
 def _source_dir() -> Path:
-    for candidate in (_PACKAGE_DIR / "_csrc", _PACKAGE_DIR.parent / "csrc"):
-        if (candidate / "ops.cpp").is_file():
-            return candidate
-    raise ImportError("fastfield: no compiled kernels and no kernel sources to build them from "
-                      f"(looked in {_PACKAGE_DIR / '_csrc'} and {_PACKAGE_DIR.parent / 'csrc'}); "
-                      "reinstall with: pip install --no-build-isolation .")
+    return kernel_source_dir()  # ImportError naming where it looked
 
 
 def _cache_dir(source: Path, with_cuda: bool) -> Path:

@@ -4,12 +4,23 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/ArrayRef.h>
+#include <c10/util/Exception.h>
 
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
 
+#include "enums.h"
+
 namespace fastfield {
+
+// An int64 enumeration argument (enums.def) as its enum class; ValueError listing the values.
+template <typename Enum>
+Enum checked_enum(const char* op, const char* name, int64_t value) {
+  TORCH_CHECK_VALUE(is_enum_value(Enum{}, value), op, ": ", name, " must be one of",
+                    enum_choices(Enum{}), ", got ", value);
+  return static_cast<Enum>(value);
+}
 
 // Checks that read tensor data (ray offsets, camera ids, sortedness) are on for CPU tensors and
 // off for CUDA ones, where each would cost a device synchronisation.

@@ -22,11 +22,11 @@ namespace cpu {
 // Subnormal floats (under 1.2e-38 in float32, 2.2e-308 in float64) read and computed as zero
 // for the lifetime of the guard, on x86 (MXCSR's FTZ and DAZ bits); the thread's previous mode
 // comes back afterwards, so the caller's own arithmetic is unaffected. x86 cores take a
-// microcode assist of the order of 100 cycles for each operation on a subnormal, and the
-// compositing scans produce them on every ray that passes an opaque surface (NeuS
-// transmittance falls by 1 - a + 1e-7 per sample, below 1e-38 within six): 20-30% of
-// composite_sdf forward + backward on an Intel Xeon (benchmarks/RESULTS.md). Results differ from
-// the gradual-underflow ones only in values below those thresholds.
+// microcode assist for each operation on a subnormal, and the compositing scans produce them on
+// every ray that passes an opaque surface (NeuS transmittance falls by 1 - a + 1e-7 per sample,
+// below 1e-38 within six), so the assists were a measurable share of composite_sdf's time
+// (benchmarks/RESULTS.md, "Subnormal floats"). Results differ from the gradual-underflow ones
+// only in values below those thresholds.
 class FlushSubnormals {
  public:
 #if defined(__x86_64__)

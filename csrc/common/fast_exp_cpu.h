@@ -60,8 +60,8 @@ struct FastExp {
 
 // Compile a bulk-pass function for AVX-512 (x86-64-v4) and AVX2 + FMA (x86-64-v3) as well as
 // the baseline ISA and pick one at load time (GCC ifunc): the polynomial above then runs 16 or 8
-// lanes wide where the CPU allows (AVX-512 halves sdf.h's bulk pass against AVX2 on the AMD EPYC
-// development machines). `flatten` inlines every call in the function, so that a shared
+// lanes wide where the CPU allows (AVX-512's clone of sdf.h's bulk pass is the fastest where it
+// exists; benchmarks/RESULTS.md has the measurement). `flatten` inlines every call in the function, so that a shared
 // per-sample formula too large for the inliner's default budget (sdf.h's neus_alpha) does not
 // keep the loop from vectorising. The clones contract a * b + c into FMAs: their results differ
 // from the baseline clone's in the last bits.

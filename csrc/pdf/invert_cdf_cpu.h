@@ -15,7 +15,7 @@
 //
 // Compiled for AVX-512 only (x86-64-v4) and used where the CPU has it: the 64-byte permutes and
 // compares are single instructions there, while GCC's lowering of the same vector code to AVX2
-// or SSE measured 3.4-4.6x slower than the walk. GCC on x86-64 only (vector extensions with a
+// or SSE is slower than the walk (benchmarks/RESULTS.md). GCC on x86-64 only (vector extensions with a
 // variable __builtin_shuffle); elsewhere sample_pdf walks.
 #pragma once
 

@@ -17,12 +17,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../common/enums.h"  // SphereBounds
 #include "../common/host_device.h"
 
 namespace fastfield {
-
-// Values of near_far_sphere's `mode` argument (fastfield/core/enums.py has the Python names).
-enum class SphereBounds : int64_t { kNeuS = 0, kExact = 1 };
 
 template <typename scalar_t>
 struct BoundsInputs {

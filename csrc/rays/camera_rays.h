@@ -14,12 +14,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../common/enums.h"  // CameraConvention
 #include "../common/host_device.h"
 
 namespace fastfield {
-
-// Values of generate_rays' `convention` argument (fastfield/core/enums.py has the Python names).
-enum class CameraConvention : int64_t { kOpenGL = 0, kOpenCV = 1 };
 
 template <typename scalar_t>
 struct CameraRayInputs {

@@ -22,15 +22,12 @@ CameraRayCall prepare_camera_rays(const at::Tensor& c2w, const at::Tensor& intri
   check_sizes(op, intrinsics, "intrinsics", {call.n_cameras, 4},
               "[n_cameras, 4] = (fx, fy, cx, cy)");
   check_sizes(op, pixels, "pixels", {-1, 3}, "[n_rays, 3] = (camera, row, col)");
-  TORCH_CHECK_VALUE(convention == static_cast<int64_t>(CameraConvention::kOpenGL) ||
-                        convention == static_cast<int64_t>(CameraConvention::kOpenCV),
-                    op, ": convention must be 0 (OpenGL) or 1 (OpenCV), got ", convention);
+  call.convention = checked_enum<CameraConvention>(op, "convention", convention);
   check_index_range(op, pixels.select(1, 0), "pixels[:, 0] (camera ids)", call.n_cameras);
   call.c2w = c2w.contiguous();
   call.intrinsics = intrinsics.contiguous();
   call.pixels = pixels.contiguous();
   call.n_rays = pixels.size(0);
-  call.convention = static_cast<CameraConvention>(convention);
   call.pixel_offset = pixel_offset;
   call.normalize = normalize;
   return call;
@@ -65,10 +62,7 @@ at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor
 }
 
 SphereBounds sphere_bounds_mode(int64_t mode) {
-  TORCH_CHECK_VALUE(mode == static_cast<int64_t>(SphereBounds::kNeuS) ||
-                        mode == static_cast<int64_t>(SphereBounds::kExact),
-                    "near_far_sphere: mode must be 0 (NeuS) or 1 (exact), got ", mode);
-  return static_cast<SphereBounds>(mode);
+  return checked_enum<SphereBounds>("near_far_sphere", "mode", mode);
 }
 
 std::tuple<at::Tensor, at::Tensor> allocate_rays(const at::Tensor& like, int64_t n_rays) {

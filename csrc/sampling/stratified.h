@@ -14,12 +14,10 @@
 
 #include <cstdint>
 
+#include "../common/enums.h"  // Jitter
 #include "../common/host_device.h"
 
 namespace fastfield {
-
-// Values of stratified_samples' `jitter` argument (fastfield/core/enums.py has the Python names).
-enum class Jitter : int64_t { kNone = 0, kPerSample = 1, kPerRay = 2 };
 
 template <typename scalar_t>
 struct StratifiedInputs {

@@ -21,12 +21,9 @@ StratifiedCall prepare_stratified(const at::Tensor& near, const at::Tensor& far,
   check_sizes(op, far, "far", {call.n_rays}, "[n_rays]");
   TORCH_CHECK_VALUE(n_samples >= 1 && n_samples <= std::numeric_limits<int32_t>::max(), op,
                     ": n_samples must be in [1, 2^31), got ", n_samples);
-  TORCH_CHECK_VALUE(jitter >= static_cast<int64_t>(Jitter::kNone) &&
-                        jitter <= static_cast<int64_t>(Jitter::kPerRay),
-                    op, ": jitter must be 0 (none), 1 (per sample) or 2 (per ray), got ", jitter);
   call.n_samples = n_samples;
   call.lindisp = lindisp;
-  call.jitter = static_cast<Jitter>(jitter);
+  call.jitter = checked_enum<Jitter>(op, "jitter", jitter);
   const bool has_u = u.has_value() && u->defined();
   if (call.jitter == Jitter::kNone) {
     TORCH_CHECK_VALUE(!has_u, op, ": u must be None when jitter is 'none'");

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import apply_override, preset
 from ..core.atomic import atomic_path
+from ..render.backend import DEFAULT_BACKEND
 from ..train.checkpoint import checkpoint_path
 from ..train.device import resolve_device
 from ..train.log import format_number
@@ -47,7 +48,7 @@ CHAMFER_POINTS = 10_000
 
 def run_demo(out_dir, device="auto", progress: bool = True) -> Path:
     """Run the demo into ``out_dir``; returns the path of its SUMMARY.md."""
-    device = resolve_device(device, "kernels")
+    device = resolve_device(device, DEFAULT_BACKEND)
     kind = "cuda" if device.type == "cuda" else "cpu"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

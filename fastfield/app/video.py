@@ -20,6 +20,7 @@ from ..core.atomic import atomic_path
 from ..data.camera import Camera
 from ..render import render_image
 from ..render.api import Bound
+from ..render.backend import DEFAULT_BACKEND
 from ..train.images import to_uint8
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -62,7 +63,7 @@ def _frame_writer(path: Path, fps: float) -> Iterator[Callable[[np.ndarray], Non
 def render_video(model: nn.Module, camera_path: Camera, out_path, fps: float = 30,
                  near: Bound = None, far: Bound = None, ndc: Optional[dict] = None,
                  background: Union[None, Tensor, Sequence[float]] = None,
-                 backend: str = "kernels", device: Optional[torch.device] = None,
+                 backend: str = DEFAULT_BACKEND, device: Optional[torch.device] = None,
                  progress: bool = True) -> Path:
     """Render every camera of ``camera_path`` with ``fastfield.render_image`` into a video.
 

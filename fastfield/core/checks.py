@@ -3,7 +3,7 @@ one error type and one message shape per kind of mistake."""
 import math
 import numbers
 import operator
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -72,8 +72,13 @@ def per_ray(op: str, name: str, value: Union[float, Tensor], n_rays: int, like: 
                     f"got {type(value).__name__}")
 
 
+def message_lines(error: BaseException) -> List[str]:
+    """The non-empty lines of an exception's message, stripped."""
+    return [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+
+
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name if it has none), cut
     to ``limit`` characters: what a one-line error report shows of a deeper failure."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    lines = message_lines(error)
     return (lines[0] if lines else type(error).__name__)[:limit]

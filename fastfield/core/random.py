@@ -1,5 +1,7 @@
 """Random and deterministic quantiles, drawn in Python so that the kernels, their CUDA twins
-and ``fastfield.reference`` compute the same function of the same tensors (DESIGN.md, example 4).
+and ``fastfield.reference`` compute the same function of the same tensors: randomness enters
+the kernels as a tensor argument (``u``), never drawn inside them, so CPU, CUDA and reference
+agree to rounding for one generator state.
 """
 from typing import Optional, Union
 

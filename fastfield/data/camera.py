@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.checks import int_at_least
+
 CONVENTIONS = ("opengl", "opencv")
 
 
@@ -45,10 +47,7 @@ class Camera:
             raise ValueError(f"Camera.c2w and Camera.intrinsics must be on one device, got "
                              f"{self.c2w.device} and {self.intrinsics.device}")
         for field in ("height", "width"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Camera.{field} must be a positive int, got {value!r}")
-            setattr(self, field, int(value))
+            setattr(self, field, int_at_least(None, f"Camera.{field}", getattr(self, field), 1))
         if self.convention not in CONVENTIONS:
             raise ValueError(f"Camera.convention must be one of {CONVENTIONS}, "
                              f"got {self.convention!r}")

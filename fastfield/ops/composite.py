@@ -1,4 +1,10 @@
-"""Fused compositing: density (NeRF) and SDF (NeuS) volume rendering, forward and backward."""
+"""Fused compositing: density (NeRF) and SDF (NeuS) volume rendering, forward and backward.
+
+Autograd policy of this family: differentiable. Each op is a ``<op>_fwd`` / ``<op>_bwd``
+operator pair; the analytic backward is attached to ``_fwd`` here with
+``torch.library.register_autograd`` (and shapes with ``register_fake``), so it composes with
+torch.compile and opcheck. Which inputs get gradients is in each op's docstring.
+"""
 from typing import Optional, Sequence, Union
 
 import torch

@@ -1,5 +1,12 @@
 """Importance sampling: inverse-CDF sampling from per-bin weights (nerf-pytorch / NeuS
-``sample_pdf``), the NeuS up-sampling step, and the sorted merge of coarse and fine samples."""
+``sample_pdf``), the NeuS up-sampling step, and the sorted merge of coarse and fine samples.
+
+Autograd policy of this family: results never require grad. The wrappers hand the kernels
+detached inputs, as nerf-pytorch and NeuS detach their importance samples (NeuS up-samples
+under no_grad): new sample positions are constants of the rendering integral, whatever
+``bins``, ``weights`` or the SDF require. Differentiable per-sample features follow a merge
+through ``merge_sorted``'s index (``torch.gather(torch.cat([fa, fb], -1), -1, index)``).
+"""
 from typing import Optional, Union
 
 import torch
@@ -30,9 +37,6 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
     if given (sorted first), else sorted uniforms drawn from ``generator``. Random quantiles
     are sorted, unlike nerf-pytorch's: the inverse CDF is monotone, so only the order of the
     samples differs, and the results merged with the coarse samples are the same.
-
-    Not differentiable (as in the references, whose callers detach the samples): the result
-    never requires grad, whatever ``bins`` and ``weights`` do.
 
     Args:
         bins: [n_rays, n_bins + 1] bin edges (nerf-pytorch: midpoints of the coarse t),
@@ -71,8 +75,8 @@ def merge_sorted(a: Tensor, b: Tensor) -> Merged:
     the coarse and fine t) in O(na + nb) per ray, and say where each merged value came from.
 
     Stable: on ties the values of ``a`` come first, as with a stable sort of cat([a, b]); NaN
-    sorts last, as in torch.sort. Not differentiable: gather differentiable per-sample features
-    with ``index`` instead (``torch.gather(torch.cat([fa, fb], -1), -1, index)``).
+    sorts last, as in torch.sort. Per-sample features follow with ``index``
+    (``torch.gather(torch.cat([fa, fb], -1), -1, index)``).
 
     Args:
         a: [n_rays, na] ascending along each ray, float32/float64.
@@ -106,8 +110,7 @@ def neus_upsample(rays_o: Tensor, rays_d: Tensor, t: Tensor, sdf: Tensor, n_new:
     estimated from its midpoint value and cos, alpha = (p - n + 1e-5) / (p + 1e-5) with
     p, n = sigmoid(inv_s * estimated SDF) at the two ends (unclipped), weights
     w_k = alpha_k prod_{j<k} (1 - alpha_j + 1e-7), then ``sample_pdf(t, w, n_new,
-    det="midpoint")``. Merge the result into ``t`` with ``merge_sorted``. Not differentiable
-    (NeuS runs it under no_grad); the result never requires grad.
+    det="midpoint")``. Merge the result into ``t`` with ``merge_sorted``.
 
     Args:
         rays_o: [n_rays, 3] ray origins, float32/float64.

@@ -5,9 +5,10 @@ target colours with them and turns them into rays with ``generate_rays``; nothin
 for pixels that are not drawn (nerf-pytorch precomputes every ray of every image, or every ray
 of one image per step, and then selects).
 
-None of these ops is differentiable (rays are data here, not optimised poses): a backward that
-needs their gradient raises RuntimeError instead of leaving the inputs' gradients silently
-missing.
+Autograd policy of this family: not differentiable (rays are data here, not optimised poses).
+The operators' Autograd kernel is torch's not-implemented fallback (csrc/rays/rays_autograd.cpp):
+a forward with inputs that require grad runs, a backward that needs the gradient of an output
+raises RuntimeError instead of leaving the inputs' gradients silently missing.
 """
 from typing import Optional, Sequence, Union
 
@@ -132,7 +133,7 @@ def generate_rays(c2w: Tensor, intrinsics: Tensor, pixels: Tensor, convention: s
     Camera ids outside [0, n_cameras) raise ValueError on CPU. On CUDA they are not checked
     (that would cost a device synchronisation; ``FASTFIELD_DEBUG=1`` turns the check on): such
     rays come out NaN, origin and direction. NaN in a pose or intrinsics reaches only the rays
-    of that camera. Not differentiable: a backward through the outputs raises RuntimeError.
+    of that camera.
     """
     op = "generate_rays"
     for name, value in (("c2w", c2w), ("intrinsics", intrinsics), ("pixels", pixels)):
@@ -168,7 +169,7 @@ def ndc_rays(origins: Tensor, directions: Tensor, H: float, W: float, focal: flo
         Rays(origins [n_rays, 3], directions [n_rays, 3]).
 
     Rays parallel to the image plane (dz = 0) give inf/NaN as in nerf-pytorch; NaN stays in its
-    ray. Not differentiable: a backward through the outputs raises RuntimeError.
+    ray.
     """
     op = "ndc_rays"
     require_tensor(op, "origins", origins)
@@ -204,8 +205,7 @@ def near_far_sphere(origins: Tensor, directions: Tensor, radius: float = 1.0,
     Returns:
         NearFar(near [n_rays], far [n_rays], hit [n_rays] bool).
 
-    A ray with a NaN coordinate gets near = far = NaN and hit False. Not differentiable: a
-    backward through the outputs raises RuntimeError.
+    A ray with a NaN coordinate gets near = far = NaN and hit False.
     """
     op = "near_far_sphere"
     require_tensor(op, "origins", origins)
@@ -234,8 +234,7 @@ def near_far_aabb(origins: Tensor, directions: Tensor,
     Returns:
         NearFar(near [n_rays], far [n_rays], hit [n_rays] bool).
 
-    A ray with a NaN coordinate gets near = far = NaN and hit False. Not differentiable: a
-    backward through the outputs raises RuntimeError.
+    A ray with a NaN coordinate gets near = far = NaN and hit False.
     """
     op = "near_far_aabb"
     require_tensor(op, "origins", origins)

@@ -1,4 +1,10 @@
-"""Stratified sampling of t along rays (nerf-pytorch and NeuS coarse samples)."""
+"""Stratified sampling of t along rays (nerf-pytorch and NeuS coarse samples).
+
+Autograd policy of this family: not differentiable (sample positions are constants of the
+rendering integral, as in nerf-pytorch and NeuS). The operator's Autograd kernel is torch's
+not-implemented fallback (csrc/sampling/stratified_autograd.cpp): a backward that needs
+d t / d (near, far, u) raises RuntimeError.
+"""
 from typing import Optional, Union
 
 import torch
@@ -45,8 +51,7 @@ def stratified_samples(near: Union[float, Tensor], far: Union[float, Tensor], n_
     Returns:
         t [n_rays, n_samples], ascending along each ray where near <= far.
 
-    NaN in near, far or u stays in the samples of its ray. Not differentiable: a backward
-    through t raises RuntimeError.
+    NaN in near, far or u stays in the samples of its ray.
     """
     op = "stratified_samples"
     # A conditional, not next() over a generator: dynamo before torch 2.5 cannot trace the

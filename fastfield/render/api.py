@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
-from .backend import backend_ops
+from .backend import DEFAULT_BACKEND, backend_ops
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
 
@@ -38,7 +38,7 @@ def auto_chunk(pipeline: Pipeline, device: torch.device) -> int:
 def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
            far: Bound = None, *, ndc: Optional[Dict[str, float]] = None,
            background: Optional[Tensor] = None, perturb: bool = False,
-           backend: str = "kernels", chunk: Optional[int] = None,
+           backend: str = DEFAULT_BACKEND, chunk: Optional[int] = None,
            generator: Optional[torch.Generator] = None, cos_anneal_ratio: float = 1.0,
            pipeline: Optional[Pipeline] = None) -> Dict[str, Tensor]:
     """Render rays through ``model`` (a fastfield NeRF or NeuS, or any model with a registered
@@ -94,7 +94,7 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
             for key in parts[0]}
 
 
-def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = "kernels"):
+def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = DEFAULT_BACKEND):
     """Rays (origins, directions [n, 3]) of ``pixels`` [n, 3] int64 (camera, row, col) of
     ``camera`` (a fastfield.data.Camera on the pixels' device), as ``model``'s pipeline expects
     them: unit directions for NeuS (NeuS's convention), nerf-pytorch's (z = -1 in camera
@@ -106,7 +106,7 @@ def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = "kernel
 
 def render_image(model: nn.Module, camera, index: int = 0, *, near: Bound = None,
                  far: Bound = None, ndc: Optional[Dict[str, float]] = None,
-                 background: Optional[Tensor] = None, backend: str = "kernels",
+                 background: Optional[Tensor] = None, backend: str = DEFAULT_BACKEND,
                  chunk: Optional[int] = None, device: Optional[torch.device] = None
                  ) -> Dict[str, Tensor]:
     """Render view ``index`` of ``camera`` (a fastfield.data.Camera) without gradients.

@@ -9,6 +9,11 @@ BACKENDS = ("kernels", "reference")
 DEFAULT_BACKEND = "kernels"
 
 
+def uses_kernels(backend: str) -> bool:
+    """Whether ``backend`` runs fastfield's compiled kernels (and so needs them for its device)."""
+    return backend == "kernels"
+
+
 def backend_ops(backend: str) -> ModuleType:
     """The op namespace of a backend: "kernels" (fastfield's fused kernels, fastfield.ops) or
     "reference" (the pure-PyTorch twins, written the way nerf-pytorch and NeuS are)."""

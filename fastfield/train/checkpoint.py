@@ -15,9 +15,9 @@ from typing import Any, Dict, List
 
 import torch
 
-from ..core.atomic import atomic_path
-
 from ..config import TrainConfig, from_dict, to_dict
+from ..core.atomic import atomic_path
+from ..core.checks import first_line, message_lines
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT, VERSION = "fastfield-checkpoint", 1
@@ -43,8 +43,8 @@ def load_checkpoint(path) -> Dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and runtime errors for bad files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path}: not a readable checkpoint ({reason[:200]})") from None
+        raise ValueError(f"{path}: not a readable checkpoint ({first_line(error, 200)})") \
+            from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a fastfield checkpoint")
     if payload.get("version") != VERSION:
@@ -91,8 +91,8 @@ def load_model_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], pat
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
+        # torch's first line only names the model; the next two say which keys or shapes differ.
+        detail = " ".join(message_lines(error)[1:3]) or first_line(error)
         raise ValueError(f"{path}: the model weights do not fit this model ({detail[:300]})") \
             from None
 

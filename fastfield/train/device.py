@@ -4,6 +4,7 @@ import re
 import torch
 
 from .._backend import built_with_cuda
+from ..render.backend import uses_kernels
 
 ACCEPTED = "cpu, cuda, cuda:N"
 
@@ -30,7 +31,7 @@ def resolve_device(name, backend: str = "reference") -> torch.device:
         if device.index is not None and device.index >= count:
             raise ValueError(f"device {text!r}: only {count} CUDA device(s) visible "
                              f"(cuda:0..cuda:{count - 1})")
-        if backend == "kernels" and not built_with_cuda():
+        if uses_kernels(backend) and not built_with_cuda():
             raise ValueError(f"device {text!r}: fastfield was built without CUDA kernels; "
                              "rebuild it with a CUDA torch and nvcc (pip install "
                              "--no-build-isolation .) or use --backend reference")

@@ -13,9 +13,10 @@ from tqdm.auto import tqdm
 
 from ..data.scene import Scene
 from ..render import render_image
+from ..render.backend import DEFAULT_BACKEND
 from .images import view_panels
 from .metrics import psnr, ssim
-from .precision import precision_context
+from .precision import DEFAULT_PRECISION, precision_context
 from .scenes import render_settings, split_note
 
 
@@ -32,7 +33,7 @@ def render_view(model: nn.Module, scene: Scene, split: str, index: int, *, backe
 
 
 def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, *,
-             backend: str = "kernels", precision: str = "fp32",
+             backend: str = DEFAULT_BACKEND, precision: str = DEFAULT_PRECISION,
              device: Optional[torch.device] = None, chunk: Optional[int] = None,
              progress: bool = True, info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Render every view of ``split`` and compare it with the image.
