@@ -37,5 +37,5 @@ assert "compiled on import" in fastfield._backend.KERNELS
 import pytest
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_composite_density.py",
                       "tests/test_composite_sdf.py", "tests/test_pdf.py", "tests/test_rays.py",
-                      "tests/test_sampling.py", "-k", sys.argv[1]]))
+                      "tests/test_sampling.py", "tests/test_enums.py", "-k", sys.argv[1]]))
 EOF

@@ -42,6 +42,20 @@ def _add_backend_precision(parser, what: str):
                              f"fp32); bf16 (autocast around the networks) (default: {what})")
 
 
+def _run_command(commands, name: str, handler, run_help: str, resolution: bool = False,
+                 **kwargs) -> argparse.ArgumentParser:
+    """A command that works on a run folder: --run, --device (and --resolution for meshes)."""
+    parser = commands.add_parser(name, **kwargs)
+    parser.add_argument("--run", required=True, help=run_help)
+    if resolution:
+        parser.add_argument("--resolution", type=int,
+                            help="marching-cubes grid points per axis (default: 512 on a GPU, "
+                                 "128 on a CPU)")
+    _add_device(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastfield",
                      description="NeRF and NeuS radiance fields on fused C++/CUDA kernels. "
@@ -81,49 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="PSNR / SSIM of a run on a split, with images")
-    evaluate.add_argument("--run", required=True, help="the run folder (train's --out)")
+    run_folder, neus_run = "the run folder (train's --out)", "the run folder of a NeuS run"
+    evaluate = _run_command(commands, "eval", cmd_eval, run_folder,
+                            help="PSNR / SSIM of a run on a split, with images")
     evaluate.add_argument("--split", default="test", help="test, val or train (default: test)")
     evaluate.add_argument("--out", help="output folder (default: <run>/eval_<split>)")
-    _add_device(evaluate)
     _add_backend_precision(evaluate, "the run's")
-    evaluate.set_defaults(handler=cmd_eval)
 
-    render = commands.add_parser("render", help="a video along the scene's render path")
-    render.add_argument("--run", required=True, help="the run folder (train's --out)")
+    render = _run_command(commands, "render", cmd_render, run_folder,
+                          help="a video along the scene's render path")
     render.add_argument("--frames", type=int,
                         help="frames, evenly spaced along the path (default: all of its frames: "
                              "40 for Blender, 60 for NeuS, 120 for LLFF)")
     render.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     render.add_argument("--out", help="video file, .mp4 or .gif (default: <run>/video.mp4; a "
                                       "GIF when no MP4 encoder is installed)")
-    _add_device(render)
     _add_backend_precision(render, "the run's")
-    render.set_defaults(handler=cmd_render)
 
-    mesh = commands.add_parser("mesh", help="a NeuS run's surface as a PLY mesh")
-    mesh.add_argument("--run", required=True, help="the run folder of a NeuS run")
-    mesh.add_argument("--resolution", type=int,
-                      help="marching-cubes grid points per axis (default: 512 on a GPU, 128 on "
-                           "a CPU)")
+    mesh = _run_command(commands, "mesh", cmd_mesh, neus_run, resolution=True,
+                        help="a NeuS run's surface as a PLY mesh")
     mesh.add_argument("--out", help="PLY file (default: <run>/mesh.ply), world coordinates")
-    _add_device(mesh)
-    mesh.set_defaults(handler=cmd_mesh)
 
-    chamfer = commands.add_parser(
-        "chamfer", help="Chamfer distance of a NeuS run's mesh to the built-in scene's surface",
+    chamfer = _run_command(
+        commands, "chamfer", cmd_chamfer, neus_run, resolution=True,
+        help="Chamfer distance of a NeuS run's mesh to the built-in scene's surface",
         description="Extract the mesh of a NeuS run trained on the built-in scene and measure "
                     "its Chamfer distance to the scene's exact surface (the built-in scene is "
                     "the one whose surface is known), in the normalised unit-sphere frame.")
-    chamfer.add_argument("--run", required=True, help="the run folder of a NeuS run")
-    chamfer.add_argument("--resolution", type=int,
-                         help="marching-cubes grid points per axis (default: 512 on a GPU, 128 "
-                              "on a CPU)")
     chamfer.add_argument("--points", type=int, default=10_000,
                          help="points sampled on each surface (default: 10000)")
     chamfer.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    _add_device(chamfer)
-    chamfer.set_defaults(handler=cmd_chamfer)
 
     demo = commands.add_parser(
         "demo", help="train, evaluate, render and mesh the built-in scene in one go",
