@@ -53,15 +53,16 @@ class NeRFPipeline:
     def _field_pass(self, field: RadianceFn, rays: RayBundle, samples: RaySamples,
                     ctx: RenderContext) -> DensityComposite:
         t = samples.t
-        if samples.packed:
-            ray_ids = samples.ray_ids()
+        ray_ids = samples.ray_ids() if samples.packed else None
+        if ray_ids is not None:
             points = rays.origins[ray_ids] + rays.directions[ray_ids] * t[:, None]
             scale = rays.directions.norm(dim=-1)[ray_ids]
         else:
             points = (rays.origins[:, None, :] + rays.directions[:, None, :] * t[..., None])
             points = points.reshape(-1, 3)
             scale = rays.directions.norm(dim=-1, keepdim=True)
-        raw_density, raw_rgb = field(points, samples.per_sample(rays.viewdirs).reshape(-1, 3))
+        viewdirs = samples.per_sample(rays.viewdirs, ray_ids).reshape(-1, 3)
+        raw_density, raw_rgb = field(points, viewdirs)
         raw_density = raw_density.reshape(t.shape)
         if ctx.perturb and self.raw_noise_std > 0:
             raw_density = raw_density + self.raw_noise_std * torch.randn(

@@ -80,13 +80,13 @@ class NeuSPipeline:
             # sorts it; the sort would not move anything).
             bg_alpha, bg_rgb = self._background(rays, torch.cat([t, t_out], -1))
         mid = t + 0.5 * dists
-        if samples.packed:
-            ray_ids = samples.ray_ids()
+        ray_ids = samples.ray_ids() if samples.packed else None
+        if ray_ids is not None:
             points = rays.origins[ray_ids] + rays.directions[ray_ids] * mid[:, None]
         else:
             points = (rays.origins[:, None] + rays.directions[:, None] * mid[..., None])
             points = points.reshape(-1, 3)
-        dirs = samples.per_sample(rays.directions).reshape(-1, 3)
+        dirs = samples.per_sample(rays.directions, ray_ids).reshape(-1, 3)
         sdf, feature, gradient = sdf_and_gradient(self.sdf_fn, points,
                                                   create_graph=torch.is_grad_enabled())
         rgb = self.color_fn(points, gradient, dirs, feature).reshape(*t.shape, 3)
@@ -102,8 +102,9 @@ class NeuSPipeline:
             color = color + (1.0 - out.acc)[:, None] * ctx.background
         weights_in = out.weights if samples.packed else out.weights[:, :t.shape[1]]
         normal = samples.sum_per_ray(gradient.reshape(*t.shape, 3)
-                                     * (weights_in * inside)[..., None])
-        result = {"rgb": color, "acc": out.acc, "depth": samples.sum_per_ray(weights_in * mid),
+                                     * (weights_in * inside)[..., None], ray_ids)
+        result = {"rgb": color, "acc": out.acc,
+                  "depth": samples.sum_per_ray(weights_in * mid, ray_ids),
                   "normal": normal, "s_val": 1.0 / inv_s.detach()}
         if torch.is_grad_enabled():
             relax = (radius < 1.2).to(sdf.dtype)

@@ -72,21 +72,21 @@ class RaySamples(NamedTuple):
         return torch.repeat_interleave(torch.arange(n_rays, device=self.t.device), counts,
                                        output_size=self.t.shape[0])
 
-    def per_sample(self, values: Tensor) -> Tensor:
+    def per_sample(self, values: Tensor, ray_ids: Optional[Tensor] = None) -> Tensor:
         """Per-ray values [n_rays, ...] at every sample: [n_rays, n, ...] (a broadcast view) or
-        [n_samples, ...] (packed)."""
+        [n_samples, ...] (packed; ``ray_ids`` saves recomputing them)."""
         if self.packed:
-            return values[self.ray_ids()]
+            return values[self.ray_ids() if ray_ids is None else ray_ids]
         return values[:, None].expand(values.shape[0], self.t.shape[1], *values.shape[1:])
 
-    def sum_per_ray(self, values: Tensor) -> Tensor:
+    def sum_per_ray(self, values: Tensor, ray_ids: Optional[Tensor] = None) -> Tensor:
         """Per-sample values [n_rays, n, ...] or [n_samples, ...] summed over each ray's
         samples: [n_rays, ...]."""
         if not self.packed:
             return values.sum(1)
         n_rays = self.ray_offsets.shape[0] - 1
         total = values.new_zeros(n_rays, *values.shape[1:])
-        return total.index_add_(0, self.ray_ids(), values)
+        return total.index_add_(0, self.ray_ids() if ray_ids is None else ray_ids, values)
 
 
 class FieldPass(NamedTuple):

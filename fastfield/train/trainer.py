@@ -73,10 +73,12 @@ class Trainer:
         self.scene = load_config_scene(config.data)
         check_scene_for_model(self.scene, config)
         train = self.scene.split("train")
+        # The training images stay uint8 on the training device: memory grows with the images,
+        # never with rays; colours are gathered per step by pixel id.
         masks = None
         if config.model == "neus" and config.mask_weight > 0:
             masks = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
-        self.data = TrainingImages(train.images.to(self.device), masks,     # [n, H, W, 3] uint8
+        self.data = TrainingImages(train.images.to(self.device), masks,
                                    train.cameras.to(self.device))
         self.render_settings = render_settings(self.scene, self.device)
 
