@@ -35,7 +35,13 @@ def _box(aabb) -> Tensor:
 
 
 def _resolution(resolution, levels: int) -> Tuple[int, int, int]:
-    values = [resolution] * 3 if isinstance(resolution, numbers.Integral) else list(resolution)
+    if isinstance(resolution, numbers.Integral):
+        values = [resolution] * 3
+    elif isinstance(resolution, (Sequence, Tensor)):
+        values = list(resolution)
+    else:
+        raise TypeError("OccupancyGrid: resolution must be an int or 3 ints, got "
+                        f"{type(resolution).__name__}")
     if len(values) != 3:
         raise ValueError(f"OccupancyGrid: resolution must be an int or 3 ints, got {resolution!r}")
     values = [int_at_least("OccupancyGrid", "resolution", r, 1) for r in values]

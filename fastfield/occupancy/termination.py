@@ -27,10 +27,11 @@ _OPTICAL_DEPTH_CAP = 1000.0
 def transmittance(sigma: Tensor, deltas: Tensor, samples: MarchedSamples) -> Tensor:
     """T_i = exp(-sum_{j<i} sigma_j delta_j) over the earlier samples of each packed ray [n].
 
-    A segmented exclusive sum taken from one running sum over every sample, in float64: T's
-    relative error is about 1e-16 x the batch's total optical depth (each |sigma delta| capped
-    at 1000), under 1e-7 even for 10^6 opaque samples. Returned in the dtype of sigma. No
-    gradient, no synchronisation.
+    A segmented exclusive sum taken from one running sum over every sample, in float64 (each
+    |sigma delta| capped at 1000, NaN counted as opaque, so that one ray's garbage never reaches
+    the next): T's relative error is at most about n x 1e-16 x the batch's total optical depth
+    (n samples), typically far less; the tests measure 3e-11 for 4700 samples of total depth
+    ~1e4. Returned in the dtype of sigma. No gradient, no synchronisation.
     """
     with torch.no_grad():
         depth = sigma.detach().double() * deltas.detach().double()
