@@ -76,14 +76,14 @@ def occupied_at(grid, points):
     """Whether each point [n, 3] lies in an occupied cell (the grid's documented lookup)."""
     aabb = grid.aabb.to(points.device, points.dtype)
     centre, half = (aabb[:3] + aabb[3:]) * 0.5, (aabb[3:] - aabb[:3]) * 0.5
-    q = (points - centre) / half
+    q = (points - centre) * (1 / half)
     extent = q.abs().amax(-1)
     level = torch.zeros_like(extent, dtype=torch.long)
     for level_index in range(1, grid.levels):
         level += extent > 2.0 ** (level_index - 1)
-    scale = 2.0 ** level.to(points.dtype)
+    inv_scale = 0.5 ** level.to(points.dtype)
     res = torch.tensor(grid.resolution, device=points.device)
-    g = (q / scale[:, None] + 1) * (res.to(points.dtype) * 0.5)
+    g = (q * inv_scale[:, None] + 1) * (res.to(points.dtype) * 0.5)
     index = torch.minimum(g.floor().clamp_min(0).long(), res - 1)
     occupancy = grid.occupancy()
     return occupancy[level, index[:, 0], index[:, 1], index[:, 2]]

@@ -4,9 +4,10 @@
 //
 // Grid. A box aabb = (lo, hi) with centre c = (lo + hi) * 0.5 and half size h = (hi - lo) * 0.5,
 // and `levels` cascades: level l covers |x - c| <= h 2^l on every axis with res[0] x res[1] x
-// res[2] cells. With q = (x - c) / h, a point's level is the finest one that contains it: the
-// smallest l with max_k |q_k| <= 2^l (the outermost level for points outside every box). Its cell
-// there: g_k = (q_k / 2^l + 1) * (res_k / 2), i_k = floor(g_k) clamped into [0, res_k - 1].
+// res[2] cells. With q = (x - c) * (1 / h), a point's level is the finest one that contains it:
+// the smallest l with max_k |q_k| <= 2^l (the outermost level for points outside every box). Its
+// cell there: g_k = (q_k * 2^-l + 1) * (res_k * 0.5), i_k = floor(g_k) clamped into
+// [0, res_k - 1]. (Reciprocals are taken once per ray: the walk itself never divides.)
 // Cell n = l * res_0 res_1 res_2 + (i_0 res_1 + i_1) res_2 + i_2 (x slowest) is occupied when bit
 // (n & 7) of byte (n >> 3) of the bitfield is set, least significant bit first
 // (fastfield/occupancy/grid.py packs it). With levels > 1 every res_k is a multiple of 4, so that
@@ -23,10 +24,10 @@
 // them: a full grid gives every step, contiguous (each t_end is the next t_start).
 //
 // Empty space is skipped with the DDA: at an empty midpoint the walk computes where the ray
-// leaves that cell (at the midpoint's level) and continues with the step that contains the exit,
-// t_b: cone 0: k = max(k + 1, floor((t_b - t_0) / step)); cone > 0: the recursion advanced while
-// t_{k+1} <= t_b. So no step whose midpoint lies past the exit is skipped, up to rounding in t_b
-// of under half a step. k grows by at least 1 per iteration: a ray costs at most max_steps
+// leaves that cell (at the midpoint's level) and continues with the step that contains the exit
+// t_b: cone 0: k = max(k + 1, floor((t_b - t_0) * (1 / step))); cone > 0: the recursion advanced
+// while t_{k+1} <= t_b. So no step whose midpoint lies past the exit is skipped, up to rounding
+// in t_b of under half a step. k grows by at least 1 per iteration: a ray costs at most max_steps
 // iterations whatever its inputs (NaN, zero directions, unchecked boxes).
 //
 // Exactness. Every product, sum and quotient is rounded on its own (mul_rn, add_rn, ...: nvcc
@@ -89,15 +90,16 @@ struct MarchInputs {
   int64_t max_steps;
 };
 
-// A ray and the grid geometry it is walked through.
+// A ray and the grid geometry it is walked through, with the reciprocals the walk multiplies by.
 template <typename scalar_t>
 struct RayFrame {
-  scalar_t o[3], d[3];
-  scalar_t centre[3], half[3];  // c and h of the level-0 box
-  scalar_t half_res[3];         // res / 2
+  scalar_t o[3], d[3], inv_d[3];
+  scalar_t centre[3], half[3], inv_half[3];  // c, h and 1 / h of the level-0 box
+  scalar_t half_res[3], inv_half_res[3];     // res * 0.5 and 1 / (res * 0.5)
+  scalar_t inv_step;
 };
 
-// The cell holding a point: its level, 2^level and per-axis index, and whether it is occupied.
+// The cell holding a point: its per-axis index, 2^level, and whether it is occupied.
 template <typename scalar_t>
 struct GridCell {
   int64_t index[3];
@@ -120,20 +122,22 @@ FF_HOST_DEVICE FF_INLINE GridCell<scalar_t> grid_cell(const RayFrame<scalar_t>& 
   scalar_t q[3];
   scalar_t extent = 0;  // max_k |q_k|
   for (int k = 0; k < 3; ++k) {
-    q[k] = div_rn(sub_rn(x[k], f.centre[k]), f.half[k]);
+    q[k] = mul_rn(sub_rn(x[k], f.centre[k]), f.inv_half[k]);
     const scalar_t a = q[k] < scalar_t(0) ? -q[k] : q[k];
     extent = a > extent ? a : extent;
   }
   GridCell<scalar_t> cell;
   cell.scale = 1;
+  scalar_t inv_scale = 1;  // 2^-level: multiplying by it is dividing by the scale, exactly
   int64_t level = 0;
   while (level + 1 < grid.levels && extent > cell.scale) {
     cell.scale = cell.scale * scalar_t(2);
+    inv_scale = inv_scale * scalar_t(0.5);
     ++level;
   }
   int64_t n = level;
   for (int k = 0; k < 3; ++k) {
-    const scalar_t g = mul_rn(add_rn(div_rn(q[k], cell.scale), scalar_t(1)), f.half_res[k]);
+    const scalar_t g = mul_rn(add_rn(mul_rn(q[k], inv_scale), scalar_t(1)), f.half_res[k]);
     cell.index[k] = cell_coordinate(g, grid.res[k]);
     n = n * grid.res[k] + cell.index[k];
   }
@@ -151,11 +155,12 @@ FF_HOST_DEVICE FF_INLINE scalar_t cell_exit(const RayFrame<scalar_t>& f,
   for (int k = 0; k < 3; ++k) {
     if (f.d[k] == scalar_t(0)) continue;
     const scalar_t face = static_cast<scalar_t>(cell.index[k] + (f.d[k] > scalar_t(0) ? 1 : 0));
-    // c + ((face / (res / 2) - 1) 2^l) h: the face in world coordinates.
+    // c + ((face * (1 / (res * 0.5)) - 1) 2^l) h: the face in world coordinates.
     const scalar_t x = add_rn(
-        mul_rn(mul_rn(sub_rn(div_rn(face, f.half_res[k]), scalar_t(1)), cell.scale), f.half[k]),
+        mul_rn(mul_rn(sub_rn(mul_rn(face, f.inv_half_res[k]), scalar_t(1)), cell.scale),
+               f.half[k]),
         f.centre[k]);
-    const scalar_t t = div_rn(sub_rn(x, f.o[k]), f.d[k]);
+    const scalar_t t = mul_rn(sub_rn(x, f.o[k]), f.inv_d[k]);
     exit = t < exit ? t : exit;
   }
   return exit;
@@ -191,9 +196,13 @@ FF_HOST_DEVICE FF_INLINE void march_ray(const MarchInputs<scalar_t>& in, int64_t
     f.centre[k] = mul_rn(add_rn(grid.aabb[k], grid.aabb[k + 3]), scalar_t(0.5));
     f.half[k] = mul_rn(sub_rn(grid.aabb[k + 3], grid.aabb[k]), scalar_t(0.5));
     f.half_res[k] = static_cast<scalar_t>(grid.res[k]) * scalar_t(0.5);
+    f.inv_d[k] = div_rn(scalar_t(1), f.d[k]);
+    f.inv_half[k] = div_rn(scalar_t(1), f.half[k]);
+    f.inv_half_res[k] = div_rn(scalar_t(1), f.half_res[k]);
     lo[k] = sub_rn(f.centre[k], mul_rn(f.half[k], outer));
     hi[k] = add_rn(f.centre[k], mul_rn(f.half[k], outer));
   }
+  f.inv_step = div_rn(scalar_t(1), in.step);
   const SlabInterval<scalar_t> box = slab_interval(f.o, f.d, lo, hi);
   const scalar_t near = in.near[ray], far = in.far[ray];
   const scalar_t t_enter = max_of(box.near, near), t_exit = min_of(box.far, far);
@@ -235,7 +244,7 @@ FF_HOST_DEVICE FF_INLINE void march_ray(const MarchInputs<scalar_t>& in, int64_t
         ++k;
       }
     } else {
-      const int64_t target = step_index(div_rn(sub_rn(t_b, t_0), in.step), in.max_steps);
+      const int64_t target = step_index(mul_rn(sub_rn(t_b, t_0), f.inv_step), in.max_steps);
       k = target > k + 1 ? target : k + 1;
       t = add_rn(t_0, mul_rn(static_cast<scalar_t>(k), in.step));
     }

@@ -47,7 +47,8 @@ def _resolution(resolution, levels: int) -> Tuple[int, int, int]:
     values = [int_at_least("OccupancyGrid", "resolution", r, 1) for r in values]
     if levels > 1 and any(r % 4 for r in values):
         raise ValueError("OccupancyGrid: with levels > 1 the resolution must be a multiple of 4 "
-                         f"on every axis (each level's box on cell faces of the next), got {values}")
+                         "on every axis (each level's box on cell faces of the next), got "
+                         f"{values}")
     return tuple(values)
 
 
@@ -82,9 +83,9 @@ class OccupancyGrid(nn.Module):
         chunk: points per call of the density function (bounds its memory).
     """
 
-    def __init__(self, aabb: Union[Sequence[float], Tensor], resolution: Union[int, Sequence[int]] = 128,
-                 levels: int = 1, step_size: Optional[float] = None, threshold: float = 0.01,
-                 decay: float = 0.95, warmup_steps: int = 256, update_every: int = 16,
+    def __init__(self, aabb: Union[Sequence[float], Tensor],
+                 resolution: Union[int, Sequence[int]] = 128, levels: int = 1,
+                 step_size: Optional[float] = None, threshold: float = 0.01, decay: float = 0.95, warmup_steps: int = 256, update_every: int = 16,
                  chunk: int = 1 << 17):
         super().__init__()
         box = _box(aabb)

@@ -27,23 +27,27 @@ class _Grid:
         self.levels = int(grid.levels)
         self.centre = (aabb[:3] + aabb[3:]) * 0.5
         self.half = (aabb[3:] - aabb[:3]) * 0.5
+        self.inv_half = 1 / self.half
         self.half_res = torch.tensor(self.res, dtype=like.dtype, device=like.device) * 0.5
+        self.inv_half_res = 1 / self.half_res
         self.bits = unpack_bits(grid.bitfield, self.levels * math.prod(self.res))
 
     def cell(self, x: Tensor):
         """(occupied [n] bool, index [n, 3] int64, scale [n]) of the points x [n, 3]."""
-        q = (x - self.centre) / self.half
+        q = (x - self.centre) * self.inv_half
         extent = torch.zeros_like(q[:, 0])
         for k in range(3):
             a = torch.where(q[:, k] < 0, -q[:, k], q[:, k])
             extent = torch.where(a > extent, a, extent)
         scale = torch.ones_like(extent)
+        inv_scale = torch.ones_like(extent)
         level = torch.zeros_like(extent, dtype=torch.long)
         for _ in range(self.levels - 1):  # the finest level whose box holds the point
             grow = extent > scale
             scale = torch.where(grow, scale * 2, scale)
+            inv_scale = torch.where(grow, inv_scale * 0.5, inv_scale)
             level = level + grow.long()
-        g = (q / scale[:, None] + 1) * self.half_res
+        g = (q * inv_scale[:, None] + 1) * self.half_res
         index = []
         for k in range(3):
             inside = (g[:, k] >= 0) & (g[:, k] < self.res[k])
@@ -54,14 +58,15 @@ class _Grid:
             n = n * self.res[k] + index[k]
         return self.bits[n], torch.stack(index, -1), scale
 
-    def exit(self, origins: Tensor, directions: Tensor, index: Tensor, scale: Tensor) -> Tensor:
+    def exit(self, origins: Tensor, directions: Tensor, inv_d: Tensor, index: Tensor,
+             scale: Tensor) -> Tensor:
         """t where each ray leaves its cell (+inf for rays that move along no axis)."""
         exit = torch.full_like(scale, math.inf)
         for k in range(3):
             d = directions[:, k]
             face = (index[:, k] + (d > 0).long()).to(scale.dtype)
-            x = ((face / self.half_res[k] - 1) * scale) * self.half[k] + self.centre[k]
-            t = (x - origins[:, k]) / d
+            x = ((face * self.inv_half_res[k] - 1) * scale) * self.half[k] + self.centre[k]
+            t = (x - origins[:, k]) * inv_d[:, k]
             exit = torch.where((d != 0) & (t < exit), t, exit)
         return exit
 
@@ -102,6 +107,7 @@ def march_rays(origins: Tensor, directions: Tensor, near: Union[float, Tensor],
     far = per_ray("march_rays", "far", far, n_rays, origins)
     g = _Grid(grid, origins)
     step = torch.tensor(step_size, dtype=dtype, device=device)
+    inv_step, inv_d = 1 / step, 1 / directions
     cone_angle_t = torch.tensor(cone_angle, dtype=dtype, device=device)
     max_step_t = torch.tensor(max_step, dtype=dtype, device=device)
     cone = cone_angle > 0
@@ -128,7 +134,7 @@ def march_rays(origins: Tensor, directions: Tensor, near: Union[float, Tensor],
         mid = (t + t_end) * 0.5
         occupied, index, scale = g.cell(origins + mid[:, None] * directions)
         passes.append((t, t_end, marching & occupied))
-        t_b = g.exit(origins, directions, index, scale)
+        t_b = g.exit(origins, directions, inv_d, index, scale)
         if cone:
             k_new, t_new = k + 1, t_next
             skipping = marching & ~occupied
@@ -140,7 +146,7 @@ def march_rays(origins: Tensor, directions: Tensor, near: Union[float, Tensor],
                 t_new = torch.where(skipping, after, t_new)
                 k_new = k_new + skipping.long()
         else:
-            v = (t_b - t_0) / step
+            v = (t_b - t_0) * inv_step
             in_range = (v >= 0) & (v < max_steps)
             target = torch.where(in_range, v, torch.zeros_like(v)).floor().long()
             target = torch.where(v >= max_steps, max_steps, target)
