@@ -85,8 +85,8 @@ class OccupancyGrid(nn.Module):
 
     def __init__(self, aabb: Union[Sequence[float], Tensor],
                  resolution: Union[int, Sequence[int]] = 128, levels: int = 1,
-                 step_size: Optional[float] = None, threshold: float = 0.01, decay: float = 0.95, warmup_steps: int = 256, update_every: int = 16,
-                 chunk: int = 1 << 17):
+                 step_size: Optional[float] = None, threshold: float = 0.01, decay: float = 0.95,
+                 warmup_steps: int = 256, update_every: int = 16, chunk: int = 1 << 17):
         super().__init__()
         box = _box(aabb)
         self.levels = int_at_least("OccupancyGrid", "levels", levels, 1)
