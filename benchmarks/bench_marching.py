@@ -61,7 +61,7 @@ def bench_march_rays(benchmark, impl, device, n_rays, variant):
     capacity = None if variant == "exact" else 2 * n_samples  # as a trainer would size it
     full = fastfield.OccupancyGrid(BOX, RESOLUTION, step_size=STEP).to(device)
     dense = int(fastfield.march_rays(origins, directions, 2.0, 6.0, full, STEP).n_valid)
-    rounds = by_mode(1, 5, 20) if impl == "reference" else None
+    rounds = by_mode(1, 3, 20) if impl == "reference" else None
     run(benchmark, lambda: march(origins, directions, 2.0, 6.0, grid, STEP, capacity=capacity),
         device, f"march_rays {variant} {device.type} {RESOLUTION}^3 {n_rays} rays", rounds=rounds,
         impl=impl, n_rays=n_rays, resolution=RESOLUTION, step_size=STEP, dtype="float32",

@@ -53,7 +53,8 @@ def fixed_capacity_layout(counts: Tensor, capacity: int) -> FixedLayout:
 def pack_bits(bits: Tensor) -> Tensor:
     """bool (or 0/1) tensor of n cells, flattened -> uint8 [ceil(n / 8)]."""
     flat = bits.reshape(-1).to(torch.uint8)
-    flat = torch.cat([flat, flat.new_zeros((-flat.numel()) % 8)])
+    if flat.numel() % 8:
+        flat = torch.cat([flat, flat.new_zeros(8 - flat.numel() % 8)])
     weights = torch.ones(8, dtype=torch.uint8, device=flat.device) << torch.arange(
         8, dtype=torch.uint8, device=flat.device)
     return (flat.view(-1, 8) * weights).sum(-1, dtype=torch.uint8)

@@ -137,14 +137,19 @@ class OccupancyGrid(nn.Module):
             return torch.arange(n, device=device).expand(self.levels, n)
         m = max(n // 4, 1)
         uniform = torch.randint(n, (2, self.levels, m), generator=generator, device=device)
-        # The r-th occupied cell of a level is where the running count of its bits passes r: a
-        # fixed-size draw without nonzero() (whose size the host would have to learn).
-        running = self.occupancy().view(self.levels, n).long().cumsum(1)
-        total = running[:, -1:]
-        r = torch.randint(1 << 62, (self.levels, m), generator=generator, device=device)
-        occupied = torch.searchsorted(running, r % total.clamp(min=1), right=True)
-        occupied = torch.where(total > 0, occupied.clamp(max=n - 1), uniform[1])
-        return torch.cat([uniform[0], occupied], 1)
+        # Uniform ranks among each level's occupied cells, mapped to cells through a table
+        # filled by one scatter (rank of an occupied cell -> the cell): fixed sizes throughout,
+        # no nonzero() whose size the host would have to learn, no search.
+        occupied = self.occupancy().view(self.levels, n)
+        rank = occupied.long().cumsum(1) - 1
+        total = rank[:, -1:] + 1
+        cell_of_rank = torch.zeros(self.levels, n + 1, dtype=torch.long, device=device)
+        cell_of_rank.scatter_(1, torch.where(occupied, rank, n),
+                              torch.arange(n, device=device).expand(self.levels, n))
+        u = torch.rand(self.levels, m, generator=generator, dtype=torch.float64, device=device)
+        drawn = (u * total).long().clamp(max=n - 1)
+        drawn = torch.where(total > 0, cell_of_rank.gather(1, drawn), uniform[1])
+        return torch.cat([uniform[0], drawn], 1)
 
     def _evaluate(self, density_fn: DensityFn, points: Tensor) -> Tensor:
         values = []
