@@ -44,21 +44,6 @@ at::Tensor checked_bitfield(const char* op, const at::Tensor& bitfield,
   return bitfield.contiguous();
 }
 
-at::Tensor checked_box(const char* op, const at::Tensor& aabb, const at::Tensor& like) {
-  check_like(op, aabb, "aabb", like, "origins");
-  check_sizes(op, aabb, "aabb", {6}, "[6] = (xmin, ymin, zmin, xmax, ymax, zmax)");
-  at::Tensor box = aabb.contiguous();
-  if (value_checks_enabled(box)) {
-    const at::Tensor host = box.is_cpu() ? box.to(at::kDouble) : box.cpu().to(at::kDouble);
-    const double* b = host.data_ptr<double>();
-    for (int k = 0; k < 3; ++k) {
-      TORCH_CHECK_VALUE(b[k] < b[k + 3], op, ": aabb must have min < max on every axis, got ",
-                        "aabb[", k, "] = ", b[k], " and aabb[", k + 3, "] = ", b[k + 3]);
-    }
-  }
-  return box;
-}
-
 }  // namespace
 
 MarchCall prepare_march(const char* op, const at::Tensor& origins, const at::Tensor& directions,
@@ -78,7 +63,7 @@ MarchCall prepare_march(const char* op, const at::Tensor& origins, const at::Ten
   call.u = checked_optional(op, u, "u", origins, "origins", {n_rays}, "[n_rays]");
   check_grid_shape(op, resolution, levels);
   call.bitfield = checked_bitfield(op, bitfield, resolution, levels, origins);
-  call.aabb = checked_box(op, aabb, origins);
+  call.aabb = prepare_aabb(op, aabb, origins, /*strict=*/true);
   TORCH_CHECK_VALUE(std::isfinite(step_size) && step_size > 0, op,
                     ": step_size must be a positive finite number, got ", step_size);
   TORCH_CHECK_VALUE(std::isfinite(cone_angle) && cone_angle >= 0, op,
