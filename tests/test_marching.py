@@ -7,7 +7,7 @@ import torch
 
 import fastfield
 from fastfield import reference
-from marching_helpers import (AABB, F32, F64, as_lists, dense_steps, make_grid, make_rays,
+from marching_helpers import (F32, F64, as_lists, dense_steps, make_grid, make_rays,
                               occupied_at)
 
 STEP = 0.05

@@ -10,7 +10,7 @@ import fastfield
 from fastfield import reference
 from fastfield.core.packing import exclusive_offsets, fixed_capacity_layout
 from fastfield.ops import marching  # noqa: F401  (loads the kernels, registers the fake functions)
-from marching_helpers import AABB, F32, F64, make_grid, make_rays
+from marching_helpers import F32, F64, make_grid, make_rays
 
 STEP = 0.05
 

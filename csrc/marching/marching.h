@@ -44,26 +44,22 @@
 
 namespace fastfield {
 
-// One rounding per operation (never fused into an FMA), on the host and on the device.
+// One rounding per operation (never fused into an FMA), on the host and on the device: the same
+// float and double overloads in nvcc's host and device passes, with bodies that differ.
 #if defined(__CUDA_ARCH__)
-FF_HOST_DEVICE FF_INLINE float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE float add_rn(float a, float b) { return __fadd_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE double add_rn(double a, double b) { return __dadd_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE float sub_rn(float a, float b) { return __fsub_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE double sub_rn(double a, double b) { return __dsub_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-FF_HOST_DEVICE FF_INLINE double div_rn(double a, double b) { return __ddiv_rn(a, b); }
+#define FF_ROUNDED_OP(name, op, float_intrinsic, double_intrinsic)                          \
+  FF_HOST_DEVICE FF_INLINE float name(float a, float b) { return float_intrinsic(a, b); }    \
+  FF_HOST_DEVICE FF_INLINE double name(double a, double b) { return double_intrinsic(a, b); }
 #else
-template <typename T>
-FF_HOST_DEVICE FF_INLINE T mul_rn(T a, T b) { return a * b; }
-template <typename T>
-FF_HOST_DEVICE FF_INLINE T add_rn(T a, T b) { return a + b; }
-template <typename T>
-FF_HOST_DEVICE FF_INLINE T sub_rn(T a, T b) { return a - b; }
-template <typename T>
-FF_HOST_DEVICE FF_INLINE T div_rn(T a, T b) { return a / b; }
+#define FF_ROUNDED_OP(name, op, float_intrinsic, double_intrinsic)         \
+  FF_HOST_DEVICE FF_INLINE float name(float a, float b) { return a op b; } \
+  FF_HOST_DEVICE FF_INLINE double name(double a, double b) { return a op b; }
 #endif
+FF_ROUNDED_OP(mul_rn, *, __fmul_rn, __dmul_rn)
+FF_ROUNDED_OP(add_rn, +, __fadd_rn, __dadd_rn)
+FF_ROUNDED_OP(sub_rn, -, __fsub_rn, __dsub_rn)
+FF_ROUNDED_OP(div_rn, /, __fdiv_rn, __ddiv_rn)
+#undef FF_ROUNDED_OP
 
 // The occupancy grid as the walk reads it.
 template <typename scalar_t>

@@ -7,6 +7,12 @@ import torch
 from torch import Tensor
 
 
+# Lattice steps a ray may take at most in march_rays (kernels and twin): ample for any grid a step
+# size is chosen for (a 1024-step box diagonal, cascades and cone growth included), and a bound on
+# the work of rays whose bounds are garbage.
+DEFAULT_MAX_STEPS = 1 << 16
+
+
 def exclusive_offsets(counts: Tensor) -> Tensor:
     """CSR offsets [n_rays + 1] int64 of per-ray counts [n_rays]: 0, then their running sum."""
     return torch.cat([counts.new_zeros(1, dtype=torch.long), counts.cumsum(0)])

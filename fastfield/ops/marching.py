@@ -7,16 +7,11 @@ import torch
 from torch import Tensor
 
 from ..core.checks import int_at_least
-from ..core.packing import exclusive_offsets, fixed_capacity_layout
+from ..core.packing import DEFAULT_MAX_STEPS, exclusive_offsets, fixed_capacity_layout
 from ..core.types import MarchedSamples
 from ._common import check_kernel, float_inputs, per_ray, require_tensor
 
 __all__ = ["march_rays"]
-
-# Lattice steps a ray may take at most: ample for any grid a step size is chosen for (a
-# 1024-step box diagonal, cascades and cone growth included), and a bound on the work of rays
-# whose bounds are garbage.
-DEFAULT_MAX_STEPS = 1 << 16
 
 
 def grid_arguments(op: str, grid, like: Tensor):

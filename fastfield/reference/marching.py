@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from ..core.checks import per_ray
-from ..core.packing import exclusive_offsets, fixed_capacity_layout, unpack_bits
+from ..core.packing import (DEFAULT_MAX_STEPS, exclusive_offsets, fixed_capacity_layout,
+                            unpack_bits)
 from ..core.types import MarchedSamples
 from .rays import near_far_aabb
 
@@ -100,7 +101,8 @@ def _pack(t_starts, t_ends, emitted, capacity: Optional[int]) -> MarchedSamples:
 def march_rays(origins: Tensor, directions: Tensor, near: Union[float, Tensor],
                far: Union[float, Tensor], grid, step_size: float, cone_angle: float = 0.0,
                max_step: float = math.inf, u: Optional[Tensor] = None,
-               capacity: Optional[int] = None, max_steps: int = 1 << 16) -> MarchedSamples:
+               capacity: Optional[int] = None,
+               max_steps: int = DEFAULT_MAX_STEPS) -> MarchedSamples:
     """Packed samples of constant step in occupied cells. See ``fastfield.march_rays``."""
     n_rays, dtype, device = origins.shape[0], origins.dtype, origins.device
     near = per_ray("march_rays", "near", near, n_rays, origins)
