@@ -7,6 +7,7 @@ import torch
 
 import fastfield
 from fastfield import reference
+from fastfield.core.packing import pack_bits
 from marching_helpers import (F32, F64, as_lists, dense_steps, make_grid, make_rays,
                               occupied_at)
 
@@ -125,7 +126,7 @@ def test_cascades_mark_only_their_own_cells(device):
     grid = make_grid((8, 8, 8), levels=2, fraction=0.0, aabb=(-1, -1, -1, 1, 1, 1), device=device)
     occupancy = grid.occupancy()
     occupancy[1] = True
-    grid.bitfield.copy_(fastfield.core.packing.pack_bits(occupancy))
+    grid.bitfield.copy_(pack_bits(occupancy))
     o = torch.tensor([[-5.0, 0.01, 0.02]], dtype=F64, device=device)
     d = torch.tensor([[1.0, 0.0, 0.0]], dtype=F64, device=device)
     out = fastfield.march_rays(o, d, 0.0, 20.0, grid, 0.0625)

@@ -14,7 +14,7 @@ from ._common import check_kernel, float_inputs, per_ray, require_tensor
 __all__ = ["march_rays"]
 
 
-def grid_arguments(op: str, grid, like: Tensor):
+def _grid_arguments(op: str, grid, like: Tensor):
     """(bitfield, aabb, resolution, levels) of an occupancy grid (``fastfield.OccupancyGrid``, or
     any object with those four attributes), the box in the dtype of ``like``."""
     for name in ("bitfield", "aabb", "resolution", "levels"):
@@ -83,7 +83,7 @@ def march_rays(origins: Tensor, directions: Tensor, near: Union[float, Tensor],
     n_rays = origins.shape[0] if origins.dim() >= 1 else 0
     near, far = per_ray(op, "near", near, n_rays, origins), per_ray(op, "far", far, n_rays, origins)
     origins, directions, near, far, u = float_inputs(op, origins, directions, near, far, u)
-    bitfield, aabb, resolution, levels = grid_arguments(op, grid, origins)
+    bitfield, aabb, resolution, levels = _grid_arguments(op, grid, origins)
     max_steps = int_at_least(op, "max_steps", max_steps, 1)
     check_kernel("march_rays_count", origins)
     args = (origins, directions, near, far, u, bitfield, aabb, resolution, levels,
