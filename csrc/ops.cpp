@@ -50,6 +50,19 @@ TORCH_LIBRARY(fastfield, m) {
         "Tensor? ray_offsets) -> (Tensor grad_sdf, Tensor grad_cos, Tensor grad_inv_s, "
         "Tensor grad_rgb, Tensor grad_bg_alpha, Tensor grad_bg_rgb)");
 
+  // marching/ ------------------------------------------------------------------------------
+  // Occupancy grid: bitfield uint8 [ceil(levels * rx * ry * rz / 8)] (cell n is bit n & 7 of
+  // byte n >> 3), aabb [6], resolution (rx, ry, rz); marching.h states the walk. count gives the
+  // samples per ray [n_rays]; fill writes them into ray_offsets' slots (t_starts, t_ends
+  // [capacity], ray_indices int64 [capacity]).
+  m.def("march_rays_count(Tensor origins, Tensor directions, Tensor near, Tensor far, Tensor? u, "
+        "Tensor bitfield, Tensor aabb, int[] resolution, int levels, float step_size, "
+        "float cone_angle, float max_step, int max_steps) -> Tensor");
+  m.def("march_rays_fill(Tensor origins, Tensor directions, Tensor near, Tensor far, Tensor? u, "
+        "Tensor bitfield, Tensor aabb, int[] resolution, int levels, float step_size, "
+        "float cone_angle, float max_step, int max_steps, Tensor ray_offsets, int capacity) "
+        "-> (Tensor t_starts, Tensor t_ends, Tensor ray_indices)");
+
   // Value checks that read tensor data (fastfield/_backend.py documents the modes).
   m.def("_set_value_checks(int mode) -> int", &fastfield::set_value_check_mode);
 }

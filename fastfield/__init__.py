@@ -8,14 +8,15 @@ package on first access. ARCHITECTURE.md describes the layers.
 import importlib
 
 from . import ops as _ops
-from .core.types import DensityComposite, Merged, NearFar, Rays, SdfComposite
+from .core.types import DensityComposite, MarchedSamples, Merged, NearFar, Rays, SdfComposite
 
 # Public names and the module that holds each (None: the module itself).
 _LAZY = {"built_with_cuda": ("._backend", "built_with_cuda"), "reference": (".reference", None),
-         "render": (".render", None), "render_image": (".render", "render_image")}
+         "render": (".render", None), "render_image": (".render", "render_image"),
+         "OccupancyGrid": (".occupancy", "OccupancyGrid")}
 
 __all__ = ["built_with_cuda", "reference", "render", "render_image", "Rays", "NearFar", "Merged",
-           "DensityComposite", "SdfComposite", *_ops.__all__]
+           "DensityComposite", "SdfComposite", "MarchedSamples", "OccupancyGrid", *_ops.__all__]
 
 
 def __getattr__(name: str):

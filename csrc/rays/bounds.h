@@ -88,24 +88,28 @@ FF_HOST_DEVICE FF_INLINE void near_far_sphere_one_ray(const BoundsInputs<scalar_
                hit ? far : rest, hit);
 }
 
+// The interval of t where the ray o + t d lies in the closed box [lo, hi] (3 values each), cut
+// at t >= 0: the slab test described at the top, shared by near_far_aabb and march_rays.
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void near_far_aabb_one_ray(const BoundsInputs<scalar_t>& in,
-                                                    const scalar_t* aabb,  // [6] = (lo, hi)
-                                                    const BoundsOutputs<scalar_t>& out,
-                                                    int64_t ray) {
-  const scalar_t* o = in.origins + 3 * ray;
-  const scalar_t* d = in.directions + 3 * ray;
+struct SlabInterval {
+  scalar_t near, far;
+  bool hit;
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE SlabInterval<scalar_t> slab_interval(const scalar_t* o, const scalar_t* d,
+                                                               const scalar_t* lo,
+                                                               const scalar_t* hi) {
   const scalar_t inf = static_cast<scalar_t>(INFINITY);
   bool has_nan = false;
   scalar_t near = 0;
   scalar_t far = inf;
   for (int k = 0; k < 3; ++k) {
-    const scalar_t lo = aabb[k], hi = aabb[k + 3];
     const scalar_t inv_d = scalar_t(1) / d[k];
-    const scalar_t t_lo = (lo - o[k]) * inv_d, t_hi = (hi - o[k]) * inv_d;
+    const scalar_t t_lo = (lo[k] - o[k]) * inv_d, t_hi = (hi[k] - o[k]) * inv_d;
     // Parallel to the slab (d_k = +-0): inside it for every t, or never.
     const bool parallel = d[k] == scalar_t(0);
-    const bool in_slab = (lo <= o[k]) & (o[k] <= hi);
+    const bool in_slab = (lo[k] <= o[k]) & (o[k] <= hi[k]);
     const scalar_t enter = parallel ? (in_slab ? -inf : inf) : min_of(t_lo, t_hi);
     const scalar_t leave = parallel ? (in_slab ? inf : -inf) : max_of(t_lo, t_hi);
     near = max_of(near, enter);
@@ -114,7 +118,17 @@ FF_HOST_DEVICE FF_INLINE void near_far_aabb_one_ray(const BoundsInputs<scalar_t>
   }
   const bool hit = (far >= near) & !has_nan;
   const scalar_t miss = has_nan ? static_cast<scalar_t>(NAN) : scalar_t(0);
-  store_bounds(out, ray, hit ? near : miss, hit ? far : miss, hit);
+  return {hit ? near : miss, hit ? far : miss, hit};
+}
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void near_far_aabb_one_ray(const BoundsInputs<scalar_t>& in,
+                                                    const scalar_t* aabb,  // [6] = (lo, hi)
+                                                    const BoundsOutputs<scalar_t>& out,
+                                                    int64_t ray) {
+  const SlabInterval<scalar_t> box =
+      slab_interval(in.origins + 3 * ray, in.directions + 3 * ray, aabb, aabb + 3);
+  store_bounds(out, ray, box.near, box.far, box.hit);
 }
 
 }  // namespace fastfield

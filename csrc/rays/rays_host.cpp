@@ -46,7 +46,8 @@ RayBatch prepare_ray_batch(const char* op, const at::Tensor& origins,
   return rays;
 }
 
-at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor& like) {
+at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor& like,
+                        bool strict) {
   check_like(op, aabb, "aabb", like, "origins");
   check_sizes(op, aabb, "aabb", {6}, "[6] = (xmin, ymin, zmin, xmax, ymax, zmax)");
   at::Tensor box = aabb.contiguous();
@@ -54,8 +55,9 @@ at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor
     const at::Tensor host = box.is_cpu() ? box.to(at::kDouble) : box.cpu().to(at::kDouble);
     const double* b = host.data_ptr<double>();
     for (int k = 0; k < 3; ++k) {
-      TORCH_CHECK_VALUE(b[k] <= b[k + 3], op, ": aabb must have min <= max on every axis, got ",
-                        "aabb[", k, "] = ", b[k], " and aabb[", k + 3, "] = ", b[k + 3]);
+      TORCH_CHECK_VALUE(strict ? b[k] < b[k + 3] : b[k] <= b[k + 3], op, ": aabb must have min ",
+                        strict ? "<" : "<=", " max on every axis, got aabb[", k, "] = ", b[k],
+                        " and aabb[", k + 3, "] = ", b[k + 3]);
     }
   }
   return box;

@@ -43,8 +43,9 @@ RayBatch prepare_ray_batch(const char* op, const at::Tensor& origins,
                            const at::Tensor& directions);
 
 // aabb [6] = (xmin, ymin, zmin, xmax, ymax, zmax), checked against `like` and made contiguous;
-// min <= max on every axis when value checks are on.
-at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor& like);
+// min <= max on every axis when value checks are on (min < max when `strict`).
+at::Tensor prepare_aabb(const char* op, const at::Tensor& aabb, const at::Tensor& like,
+                        bool strict = false);
 
 SphereBounds sphere_bounds_mode(int64_t mode);
 

@@ -10,6 +10,7 @@ import importlib
 # Each public op and the wrapper module that holds it.
 _MODULE_OF = {
     "composite_density": "composite", "composite_sdf": "composite",
+    "march_rays": "marching",
     "sample_pdf": "pdf", "merge_sorted": "pdf", "neus_upsample": "pdf",
     "generate_rays": "rays", "image_pixels": "rays", "random_pixels": "rays",
     "random_pixels_in_camera": "rays", "ndc_rays": "rays", "near_far_sphere": "rays",
