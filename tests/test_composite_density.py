@@ -57,8 +57,9 @@ def test_matches_float64_reference(device, n_rays, n_samples, with_t, background
 def test_alpha_one_and_relu_zero_at_last_sample(device):
     sigma, rgb, deltas, t = make_inputs(4, 8, device)
     out = fastfield.composite_density(sigma, rgb, deltas, t)
-    # Ray 1 ends opaque: its weights sum to exactly 1. Ray 0's last sample has alpha 0.
-    assert out.acc[1].item() == 1.0
+    # Ray 1 ends opaque: its weights sum to 1 (to rounding: the CPU walk and the CUDA tiles add
+    # them in different orders). Ray 0's last sample has alpha 0 exactly.
+    assert abs(out.acc[1].item() - 1.0) <= 4 * torch.finfo(F64).eps
     assert out.weights[0, -1].item() == 0.0
     s0 = sigma.clone().requires_grad_()
     fastfield.composite_density(s0, rgb, deltas, t).acc.sum().backward()
