@@ -159,8 +159,9 @@ def set_cpu_tile_emulation(width: int) -> int:
 
     The CUDA kernels walk each ray with a tile of warp lanes (shuffle scans with a carried
     prefix, csrc/common/tile.h); the emulation runs that same code with each lane an array
-    entry, so GPU-less tests execute the GPU's scans, carries and index guards. It is slow
-    (one item after the other) and process-wide: use ``cpu_tile_emulation`` in tests.
+    entry, so GPU-less tests execute the GPU's scans, carries and index guards (and
+    stratified_samples' one thread per sample). It is slow (one item after the other) and
+    process-wide: use ``cpu_tile_emulation`` in tests.
     """
     load()
     return torch.ops.fastfield._set_cpu_tile_emulation(width)

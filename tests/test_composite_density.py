@@ -263,13 +263,20 @@ def test_cuda_matches_cpu(cuda):
     bg = torch.rand(3)
     results = {}
     for dev in ("cpu", cuda):
-        leaves = [x.to(dev).requires_grad_() for x in (sigma, rgb, t)]
+        # Detached copies: .to() of a tensor that requires grad is not a leaf, and its .grad
+        # would stay None (the gradients would not be compared at all).
+        leaves = [x.detach().to(dev).requires_grad_() for x in (sigma, rgb, t)]
         out = fastfield.composite_density(leaves[0], leaves[1], deltas.to(dev), leaves[2],
                                           None, bg.to(dev))
         torch.autograd.backward(list(out), [torch.ones_like(o) for o in out])
+        assert all(x.grad is not None for x in leaves)
         results[str(dev)] = list(out) + [x.grad for x in leaves]
-    for got, want in zip(results["cuda"], results["cpu"]):
-        assert_close_per_ray(got.cpu(), want, rtol=2e-6)
+    # Outputs (rgb, depth, acc, weights) to 2e-6 per ray, gradients to 1e-5: the CPU walks each
+    # ray with a polynomial expf and float32 products, the GPU's tiles use CUDA's expf, double
+    # products and other summation orders (the CPU emulation of the tiles measures up to 1.4e-6
+    # on these gradients against the CPU kernels: tests/test_tile.py).
+    for k, (got, want) in enumerate(zip(results["cuda"], results["cpu"])):
+        assert_close_per_ray(got.cpu(), want, rtol=2e-6 if k < 4 else 1e-5)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -137,6 +137,44 @@ def test_seeded_generator_draws_like_the_reference():
     assert not torch.equal(other, draws[0])
 
 
+def test_generator_on_another_device(device):
+    """A generator draws on its own device and the quantiles move to the tensors'
+    (fastfield/core/random.py): a CPU generator serves tensors anywhere with the same values,
+    so the same seed gives the same samples on every device."""
+    bins, weights = make_bins(5, 8, device), make_weights(5, 8, "relu", device)
+    out = fastfield.sample_pdf(bins, weights, 16, generator=torch.Generator().manual_seed(7))
+    expected = fastfield.sample_pdf(bins.cpu(), weights.cpu(), 16,
+                                    generator=torch.Generator().manual_seed(7))
+    assert out.device == bins.device
+    torch.testing.assert_close(out.cpu(), expected, rtol=0, atol=1e-12)
+    twin = reference.sample_pdf(bins, weights, 16, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(twin.cpu(), expected, rtol=0, atol=1e-12)
+    if torch.cuda.is_available():  # and the other way round: a CUDA generator, CPU tensors
+        other = "cpu" if device.type == "cuda" else "cuda"
+        g = torch.Generator(device=other).manual_seed(7)
+        out = fastfield.sample_pdf(bins, weights, 16, generator=g)
+        again = fastfield.sample_pdf(bins.to(other), weights.to(other), 16,
+                                     generator=torch.Generator(device=other).manual_seed(7))
+        torch.testing.assert_close(out.to(other), again, rtol=0, atol=1e-6)
+
+
+def test_generator_draws_where_it_lives_for_any_tensor_device():
+    """Tensors on the meta device (no data; the fake kernels give the shapes) with a CPU
+    generator: every op and helper that draws moves the draw, none raises."""
+    meta = torch.device("meta")
+    g = torch.Generator().manual_seed(0)
+    bins, weights = torch.empty(4, 9, device=meta), torch.empty(4, 8, device=meta)
+    assert fastfield.sample_pdf(bins, weights, 16, generator=g).shape == (4, 16)
+    assert reference.sample_pdf(bins, weights, 16, generator=g).device == meta
+    near, far = torch.empty(4, device=meta), torch.empty(4, device=meta)
+    for jitter in ("per_sample", "per_ray"):
+        t = fastfield.stratified_samples(near, far, 8, jitter=jitter, generator=g)
+        assert t.shape == (4, 8) and t.device == meta
+    assert fastfield.random_pixels(6, 2, 4, 5, generator=g, device=meta).device == meta
+    pixels = fastfield.random_pixels_in_camera(6, 1, 4, 5, generator=g, device=meta)
+    assert pixels.shape == (6, 3) and pixels.device == meta
+
+
 def test_random_u_is_sorted_first(device):
     bins, weights = make_bins(4, 10, device), make_weights(4, 10, "peaked", device)
     u = torch.rand(4, 20, dtype=F64, device=device)

@@ -355,3 +355,21 @@ def test_negative_weights_stay_in_bounds(width):
     out = fastfield.sample_pdf(bins, weights, 50, det="midpoint")
     inside = (out >= bins[:, :1]) & (out <= bins[:, -1:])
     assert (inside | torch.isnan(out)).all() and inside.float().mean() > 0.9
+
+
+@pytest.mark.parametrize("jitter", ["per_sample", "per_ray", "none"])
+@pytest.mark.parametrize("lindisp", [False, True])
+def test_stratified_samples_per_sample_equal_per_ray(width, jitter, lindisp):
+    """stratified_samples on CUDA computes each sample alone (a thread per sample); the CPU
+    walks each ray in vectorised loops over the same per-sample formula (whose AVX2/AVX-512
+    clones contract a * b + c into FMAs: the last bits may differ)."""
+    g = torch.Generator().manual_seed(1)
+    near = 0.5 + torch.rand(300, generator=g, dtype=F64)
+    far = near + 3 * torch.rand(300, generator=g, dtype=F64)
+    for n in (1, 2, 64):
+        got = fastfield.stratified_samples(near, far, n, lindisp=lindisp, jitter=jitter,
+                                           generator=torch.Generator().manual_seed(2))
+        with cpu_tile_emulation(0):
+            want = fastfield.stratified_samples(near, far, n, lindisp=lindisp, jitter=jitter,
+                                                generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)

@@ -121,11 +121,18 @@ struct CpuTile {
 
 }  // namespace cpu
 
-// Runs a tile function over items on the CPU emulation: fn(tile, item) for every item in
-// [0, n), one item after the other (deterministic even for the overlapping rays of unchecked
-// invalid offsets; speed is not the point). The width is the emulation's, whatever the item
-// size. Mirrors CudaLauncher::for_each_tile.
+// The CUDA launcher's structure on the CPU, for the emulation: for_each_tile runs fn(tile, item)
+// for every item in [0, n) with the emulation's width, whatever the item size; for_each runs
+// fn(item) per item as CUDA's one thread per item does. Items run one after the other
+// (deterministic even for the overlapping rays of unchecked invalid offsets; speed is not the
+// point). Mirrors CudaLauncher.
 struct CpuTileLauncher {
+  template <typename Fn>
+  static void for_each(const at::Tensor& /*device_of*/, int64_t n, int64_t /*grain*/,
+                       const Fn& fn) {
+    for (int64_t item = 0; item < n; ++item) fn(item);
+  }
+
   template <typename Fn>
   static void for_each_tile(const at::Tensor& /*device_of*/, int64_t n,
                             int64_t /*samples_per_item*/, const Fn& fn) {
