@@ -373,3 +373,42 @@ def test_stratified_samples_per_sample_equal_per_ray(width, jitter, lindisp):
             want = fastfield.stratified_samples(near, far, n, lindisp=lindisp, jitter=jitter,
                                                 generator=torch.Generator().manual_seed(2))
         torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)
+
+
+# Clamped as ray_samples clamps them, rays leave samples unowned only before the first ray
+# and after the last one (a decrease makes rays overlap or empty, never a gap between them).
+UNOWNED_OFFSETS = {
+    "before the first ray": [3, 5, 9, 12],
+    "after the last ray": [0, 5, 9, 10],
+    "both ends and a decrease": [2, 8, 4, 7],
+    "no ray at all": [5],
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNOWNED_OFFSETS))
+def test_tiles_zero_the_samples_no_ray_owns(width, case):
+    """The tiles write zeros to the packed samples that no ray owns (unchecked invalid offsets)
+    instead of relying on zero-initialised outputs (csrc/common/math.h, unowned_samples): the
+    outputs and gradients there are exactly 0 even in memory that held NaN before."""
+    offsets = torch.tensor(UNOWNED_OFFSETS[case])
+    n = 12
+    owned = torch.zeros(n, dtype=torch.bool)
+    for begin, end in zip(offsets[:-1].clamp(0, n).tolist(), offsets[1:].clamp(0, n).tolist()):
+        owned[begin:max(begin, end)] = True
+    assert not owned.all()
+    (sigma, rgb, deltas, t), _ = density_packed(torch.tensor([n]), F64, seed=1)
+    inp = {k: v.reshape(n, *v.shape[2:]) for k, v in
+           sdf.random_inputs(1, n, CPU, seed=2).items() if k != "inv_s"}
+    inp["inv_s"] = torch.full((len(offsets) - 1,), 40.0, dtype=F64)
+    for _ in range(3):
+        # Freed buffers of the outputs' sizes, full of NaN: the outputs' allocations may
+        # recycle them.
+        junk = [torch.full(shape, float("nan"), dtype=F64) for shape in [(n,), (n, 3)] * 8]
+        del junk
+        with value_checks(-1):
+            out = density_outputs_and_grads(sigma, rgb, deltas, t, offsets, torch.ones(3,
+                                                                                       dtype=F64))
+            s_out, s_grads = sdf.outputs_and_grads(fastfield.composite_sdf, inp, 0.5, offsets)
+        for x in (out[3], out[4], out[5], out[6], s_out.weights, s_out.alpha, s_grads["sdf"],
+                  s_grads["cos"], s_grads["rgb"]):
+            assert (x[~owned] == 0).all() and torch.isfinite(x).all()

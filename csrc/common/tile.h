@@ -81,6 +81,17 @@ FF_HOST_DEVICE FF_INLINE typename Tile::template Lanes<T> exclusive_scan(
   return t.shift_up(t.inclusive_scan(x, op), 1, identity);
 }
 
+// fn(i) for every i in [begin, end), kWidth consecutive indices at a time.
+template <class Tile, typename Fn>
+FF_HOST_DEVICE FF_INLINE void for_each_index(const Tile& t, int64_t begin, int64_t end,
+                                             const Fn& fn) {
+  for (int64_t first = begin; first < end; first += Tile::kWidth) {
+    t.each([&](int l) {
+      if (first + l < end) fn(first + l);
+    });
+  }
+}
+
 // For each lane's key, how many of the window's first n_valid lanes hold a value w with
 // before(w, key) -- a binary search over the lanes by shuffles (log2(kWidth) + 1 steps), so
 // before(window[m], key) must be true for a prefix of m and false after it (an ascending

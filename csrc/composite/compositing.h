@@ -43,6 +43,7 @@
 #include <cstdint>
 
 #include "../common/host_device.h"
+#include "../common/math.h"
 #include "../common/tile.h"
 
 namespace fastfield {
@@ -135,6 +136,17 @@ struct ComposeAffine {
             static_cast<scalar_t>(earlier.scale * later.shift) + earlier.shift};
   }
 };
+
+// fn(i) for the packed samples next to ray `ray` that no ray owns (unowned_samples, math.h;
+// only unchecked invalid offsets leave any): the tiles fill them, so that their outputs need no
+// zero-initialisation (Inputs: the family's input struct, with offsets, n_rays, n_samples).
+template <class Tile, typename Inputs, typename Fn>
+FF_HOST_DEVICE FF_INLINE void zero_unowned(const Tile& tile, const Inputs& in, int64_t ray,
+                                           const Fn& fn) {
+  const UnownedSamples gaps = unowned_samples(in.offsets, in.n_rays, in.n_samples, ray);
+  tile::for_each_index(tile, gaps.before.begin, gaps.before.end, fn);
+  tile::for_each_index(tile, gaps.after.begin, gaps.after.end, fn);
+}
 
 // composite_forward_ray by a tile (see the top of the file). Every lane returns the same result.
 // Samples past `end` in the last chunk take a = 0, f = 1 and are neither read nor written.

@@ -135,6 +135,7 @@ FF_HOST_DEVICE FF_INLINE void density_forward_tile(const Tile& tile,
                       : composite_forward_tile<scalar_t, false>(tile, samples, range.begin,
                                                                 range.end, out.weights);
   tile.leader([&] { store_density_ray(in, out, ray, r); });
+  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = scalar_t(0); });
 }
 
 // The incoming gradients of one ray's outputs, and the terms of v_i that are the same for every
@@ -222,6 +223,11 @@ FF_HOST_DEVICE FF_INLINE void density_backward_tile(const Tile& tile,
       [&](int, int64_t i, scalar_t grad_alpha, scalar_t w) {
         store_density_grads(in, g, r, decay, i, grad_alpha, w);
       });
+  zero_unowned(tile, in, ray, [&](int64_t i) {
+    g.grad_sigma[i] = scalar_t(0);
+    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = scalar_t(0);
+    if (g.grad_t != nullptr) g.grad_t[i] = scalar_t(0);
+  });
 }
 
 }  // namespace fastfield

@@ -42,6 +42,8 @@ void for_each_ray_with_decay(const DensityInputs<scalar_t>& in, const Body& body
 
 template <>
 struct DensityRays<CpuLauncher> {
+  static bool fills_unowned() { return cpu::tile_emulation_width() != 0; }
+
   template <typename scalar_t>
   static void forward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                       const DensityOutputs<scalar_t>& out) {

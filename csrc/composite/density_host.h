@@ -31,9 +31,10 @@ DensityCall prepare_density(const char* op, const at::Tensor& sigma, const at::T
                             const std::optional<at::Tensor>& ray_offsets,
                             const std::optional<at::Tensor>& background);
 
-// (rgb [n_rays, 3], depth [n_rays] or [0] when t is absent, acc [n_rays], weights like sigma)
+// (rgb [n_rays, 3], depth [n_rays] or [0] when t is absent, acc [n_rays], weights like sigma);
+// kernels_fill_unowned: see zero_initialised (tensor_args.h).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_density_outputs(
-    const DensityCall& call);
+    const DensityCall& call, bool kernels_fill_unowned);
 
 // Incoming gradients checked against `call` and made contiguous (undefined stays undefined);
 // outgoing (grad_sigma, grad_rgb, grad_t [0] when t is absent) allocated.
@@ -46,7 +47,8 @@ DensityGradTensors prepare_density_grads(const char* op, const DensityCall& call
                                          const std::optional<at::Tensor>& grad_rgb,
                                          const std::optional<at::Tensor>& grad_depth,
                                          const std::optional<at::Tensor>& grad_acc,
-                                         const std::optional<at::Tensor>& grad_weights);
+                                         const std::optional<at::Tensor>& grad_weights,
+                                         bool kernels_fill_unowned);
 
 template <typename scalar_t>
 DensityInputs<scalar_t> density_inputs(const DensityCall& call) {
@@ -110,6 +112,9 @@ struct DensityBackwardTiles {
 // first, then the sequential scans read them.
 template <class Launcher>
 struct DensityRays {
+  // The tiles write every packed sample, owned or not (zero_unowned).
+  static bool fills_unowned() { return true; }
+
   template <typename scalar_t>
   static void forward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                       const DensityOutputs<scalar_t>& out) {
@@ -144,7 +149,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_density_fwd
     const std::optional<at::Tensor>& background) {
   const DensityCall call =
       prepare_density("composite_density", sigma, rgb, deltas, t, ray_offsets, background);
-  auto [out_rgb, depth, acc, weights] = allocate_density_outputs(call);
+  auto [out_rgb, depth, acc, weights] =
+      allocate_density_outputs(call, DensityRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_fwd", [&] {
     DensityRays<Launcher>::forward(sigma, density_inputs<scalar_t>(call),
                                    density_outputs<scalar_t>(out_rgb, depth, acc, weights));
@@ -162,7 +168,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_density_bwd_driver(
   const char* op = "composite_density_bwd";
   const DensityCall call = prepare_density(op, sigma, rgb, deltas, t, ray_offsets, background);
   DensityGradTensors g =
-      prepare_density_grads(op, call, grad_rgb, grad_depth, grad_acc, grad_weights);
+      prepare_density_grads(op, call, grad_rgb, grad_depth, grad_acc, grad_weights,
+                            DensityRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sigma.scalar_type(), "composite_density_bwd", [&] {
     DensityRays<Launcher>::backward(sigma, density_inputs<scalar_t>(call),
                                     density_grads<scalar_t>(g));

@@ -294,6 +294,7 @@ FF_HOST_DEVICE FF_INLINE void sdf_forward_tile(const Tile& tile, const SdfInputs
   const CompositeResult<scalar_t> r = composite_forward_tile<scalar_t, false>(
       tile, samples, span.out.begin, span.out.end, out.weights, out.alpha);
   tile.leader([&] { store_sdf_ray(out, ray, r); });
+  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = out.alpha[i] = scalar_t(0); });
 }
 
 // The incoming gradients of one ray's outputs.
@@ -442,6 +443,10 @@ FF_HOST_DEVICE FF_INLINE void sdf_backward_tile(const Tile& tile, const SdfInput
       });
   const scalar_t total = static_cast<scalar_t>(tile.reduce(grad_inv_s, tile::Add{}));
   tile.leader([&] { g.grad_inv_s[ray] = total; });
+  zero_unowned(tile, in, ray, [&](int64_t k) {
+    g.grad_sdf[k] = g.grad_cos[k] = scalar_t(0);
+    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = scalar_t(0);
+  });
 }
 
 }  // namespace fastfield

@@ -198,6 +198,8 @@ void for_each_ray_with_scratch(const SdfInputs<scalar_t>& in, const Fn& fn) {
 
 template <>
 struct SdfRays<CpuLauncher> {
+  static bool fills_unowned() { return cpu::tile_emulation_width() != 0; }
+
   template <bool kBackground, typename scalar_t>
   static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                       const SdfOutputs<scalar_t>& out) {

@@ -39,8 +39,9 @@ SdfCall prepare_sdf(const char* op, const at::Tensor& sdf, const at::Tensor& cos
 
 // (rgb [n_rays, 3], acc [n_rays], weights, alpha): weights and alpha are [n_rays, n_total] with
 // a background model, else in the layout of sdf.
+// kernels_fill_unowned: see zero_initialised (tensor_args.h).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_sdf_outputs(
-    const SdfCall& call);
+    const SdfCall& call, bool kernels_fill_unowned);
 
 // Incoming gradients checked against `call` and made contiguous (undefined stays undefined);
 // outgoing ones allocated: grad_sdf, grad_cos like sdf, grad_inv_s [n_rays], grad_rgb like rgb,
@@ -54,7 +55,8 @@ SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
                                  const std::optional<at::Tensor>& grad_rgb,
                                  const std::optional<at::Tensor>& grad_acc,
                                  const std::optional<at::Tensor>& grad_weights,
-                                 const std::optional<at::Tensor>& grad_alpha);
+                                 const std::optional<at::Tensor>& grad_alpha,
+                                 bool kernels_fill_unowned);
 
 template <typename scalar_t>
 SdfInputs<scalar_t> sdf_inputs(const SdfCall& call) {
@@ -129,6 +131,9 @@ struct SdfBackwardTiles {
 // evaluate the per-sample formulas into in-cache tables around sequential scans.
 template <class Launcher>
 struct SdfRays {
+  // The tiles write every packed sample, owned or not (zero_unowned).
+  static bool fills_unowned() { return true; }
+
   template <bool kBackground, typename scalar_t>
   static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                       const SdfOutputs<scalar_t>& out) {
@@ -167,7 +172,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_sdf_fwd_dri
     const std::optional<at::Tensor>& bg_rgb, const std::optional<at::Tensor>& ray_offsets) {
   const SdfCall call = prepare_sdf("composite_sdf", sdf, cos, dists, inv_s, rgb,
                                    cos_anneal_ratio, inside, bg_alpha, bg_rgb, ray_offsets);
-  auto [out_rgb, acc, weights, alpha] = allocate_sdf_outputs(call);
+  auto [out_rgb, acc, weights, alpha] =
+      allocate_sdf_outputs(call, SdfRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_fwd", [&] {
     const auto in = sdf_inputs<scalar_t>(call);
     const auto out = sdf_outputs<scalar_t>(out_rgb, acc, weights, alpha);
@@ -195,7 +201,8 @@ composite_sdf_bwd_driver(const std::optional<at::Tensor>& grad_rgb,
   const char* op = "composite_sdf_bwd";
   const SdfCall call = prepare_sdf(op, sdf, cos, dists, inv_s, rgb, cos_anneal_ratio, inside,
                                    bg_alpha, bg_rgb, ray_offsets);
-  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha);
+  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha,
+                                       SdfRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_bwd", [&] {
     const auto in = sdf_inputs<scalar_t>(call);
     const auto grads = sdf_grads<scalar_t>(g);
