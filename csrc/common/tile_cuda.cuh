@@ -100,8 +100,7 @@ struct WarpTile {
   __device__ __forceinline__ Lanes<T> inclusive_scan(Lanes<T> x, const Op& op) const {
 #pragma unroll
     for (int d = 1; d < W; d *= 2) {
-      const T earlier = shuffle_words(
-          x.value, [&](int word) { return __shfl_up_sync(mask, word, d, W); });
+      const T earlier = shift_up(x, d, x.value).value;
       if (lane >= d) x.value = op(earlier, x.value);
     }
     return x;
@@ -111,8 +110,7 @@ struct WarpTile {
   __device__ __forceinline__ Lanes<T> reverse_inclusive_scan(Lanes<T> x, const Op& op) const {
 #pragma unroll
     for (int d = 1; d < W; d *= 2) {
-      const T later = shuffle_words(
-          x.value, [&](int word) { return __shfl_down_sync(mask, word, d, W); });
+      const T later = shift_down(x, d, x.value).value;
       if (lane + d < W) x.value = op(x.value, later);
     }
     return x;
