@@ -19,6 +19,9 @@ Bytes are every input read once plus every output written once (what a kernel ca
 
     python benchmarks/bandwidth.py [--repeats 20] [--json out.json]
     python benchmarks/bandwidth.py --dry-run    # every case once, 256 rays, on the CPU (no GPU)
+
+Each case is measured with the kernels' own choice of tile width (lanes per ray: csrc/common/
+tile.h) and forced to each width, so that one run shows which suits which rays.
 """
 import argparse
 import json
@@ -129,25 +132,36 @@ def main() -> None:
              f"sdf padded {rays}x128": lambda: sdf_case(rays, dev)}
     for name, make in cases.items():
         forward, backward, fwd_bytes, bwd_bytes, samples = make()
-        forward(), backward()  # warm-up
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        fwd_s, bwd_s = median_time(forward, repeats, dev), median_time(backward, repeats, dev)
-        result["cases"][name] = {
-            "samples": samples,
-            "forward_ms": fwd_s * 1e3, "forward_GBps": fwd_bytes / fwd_s / 1e9,
-            "forward_fraction_of_copy": fwd_bytes / fwd_s / copy_bw,
-            "backward_ms": bwd_s * 1e3, "backward_GBps": bwd_bytes / bwd_s / 1e9,
-            "backward_fraction_of_copy": bwd_bytes / bwd_s / copy_bw,
-            "fwd_bwd_fraction_of_copy": (fwd_bytes + bwd_bytes) / (fwd_s + bwd_s) / copy_bw}
+
+        def measure():
+            forward(), backward()  # warm-up
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            fwd_s, bwd_s = median_time(forward, repeats, dev), median_time(backward, repeats, dev)
+            return {"forward_ms": fwd_s * 1e3, "forward_GBps": fwd_bytes / fwd_s / 1e9,
+                    "forward_fraction_of_copy": fwd_bytes / fwd_s / copy_bw,
+                    "backward_ms": bwd_s * 1e3, "backward_GBps": bwd_bytes / bwd_s / 1e9,
+                    "backward_fraction_of_copy": bwd_bytes / bwd_s / copy_bw,
+                    "fwd_bwd_fraction_of_copy":
+                        (fwd_bytes + bwd_bytes) / (fwd_s + bwd_s) / copy_bw}
+
+        result["cases"][name] = {"samples": samples, **measure(), "by_tile_width": {}}
+        for width in (8, 32):  # the lanes per ray the kernels would use if forced (tile.h)
+            previous = fastfield._backend.set_cuda_tile_width(width)
+            try:
+                result["cases"][name]["by_tile_width"][width] = measure()
+            finally:
+                fastfield._backend.set_cuda_tile_width(previous)
         del forward, backward
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     print(json.dumps(result, indent=2))
     for name, r in result["cases"].items():
-        print(f"{name:52s} forward {r['forward_ms']:7.3f} ms {100 * r['forward_fraction_of_copy']:5.1f}%"
-              f"  backward {r['backward_ms']:7.3f} ms {100 * r['backward_fraction_of_copy']:5.1f}%"
-              f"  both {100 * r['fwd_bwd_fraction_of_copy']:5.1f}% of copy")
+        for label, m in [("", r)] + [(f" x{w}", m) for w, m in r["by_tile_width"].items()]:
+            print(f"{name + label:56s} forward {m['forward_ms']:7.3f} ms "
+                  f"{100 * m['forward_fraction_of_copy']:5.1f}%  backward {m['backward_ms']:7.3f} "
+                  f"ms {100 * m['backward_fraction_of_copy']:5.1f}%  both "
+                  f"{100 * m['fwd_bwd_fraction_of_copy']:5.1f}% of copy")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -174,3 +174,11 @@ def cpu_tile_emulation(width: int) -> Iterator[None]:
         yield
     finally:
         set_cpu_tile_emulation(previous)
+
+
+def set_cuda_tile_width(width: int) -> int:
+    """For benchmarks: the lanes per ray of the CUDA kernels' tiles, 8 or 32 for every call, or
+    0 (the default) for the choice by the rays' average length (csrc/common/tile.h). Returns the
+    previous setting."""
+    load()
+    return torch.ops.fastfield._set_cuda_tile_width(width)

@@ -53,8 +53,16 @@ constexpr int kEmulated[] = {1, kNarrow, kWide};
 // Threads per block of the tile kernels (a multiple of every width).
 constexpr int kThreadsPerBlock = 256;
 
-// The tile width for items of `samples_per_item` samples on average.
+// A width the CUDA kernels use whatever the items (kNarrow or kWide), or 0 for width_for's
+// choice: for benchmarks that measure both (benchmarks/bandwidth.py). Returns the previous one;
+// anything else is a ValueError. (tile.cpp; fastfield/_backend.py's set_cuda_tile_width)
+int64_t set_forced_width(int64_t width);
+int forced_width();
+
+// The tile width for items of `samples_per_item` samples on average (or the forced one).
 inline int width_for(int64_t samples_per_item) {
+  const int forced = forced_width();
+  if (forced != 0) return forced;
   return samples_per_item >= kWideMinSamples ? kWide : kNarrow;
 }
 
