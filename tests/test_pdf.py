@@ -6,6 +6,9 @@ import pytest
 import torch
 
 import fastfield
+# The wrapper module loads the kernels and registers the fake functions that opcheck and the
+# direct torch.ops calls below need, whichever test a worker runs first.
+import fastfield.ops.pdf  # noqa: F401
 from fastfield import reference
 
 F64 = torch.float64
