@@ -127,6 +127,7 @@ FF_HOST_DEVICE FF_INLINE void density_forward_tile(const Tile& tile,
                                                    const Decay& decay,
                                                    const DensityOutputs<scalar_t>& out,
                                                    int64_t ray) {
+  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = scalar_t(0); });
   const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
   const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
   const CompositeResult<scalar_t> r =
@@ -135,7 +136,6 @@ FF_HOST_DEVICE FF_INLINE void density_forward_tile(const Tile& tile,
                       : composite_forward_tile<scalar_t, false>(tile, samples, range.begin,
                                                                 range.end, out.weights);
   tile.leader([&] { store_density_ray(in, out, ray, r); });
-  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = scalar_t(0); });
 }
 
 // The incoming gradients of one ray's outputs, and the terms of v_i that are the same for every
@@ -214,6 +214,11 @@ FF_HOST_DEVICE FF_INLINE void density_backward_tile(const Tile& tile,
                                                     const Decay& decay,
                                                     const DensityGrads<scalar_t>& g, int64_t ray,
                                                     scalar_t* scratch, int64_t scratch_first) {
+  zero_unowned(tile, in, ray, [&](int64_t i) {
+    g.grad_sigma[i] = scalar_t(0);
+    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = scalar_t(0);
+    if (g.grad_t != nullptr) g.grad_t[i] = scalar_t(0);
+  });
   const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
   const DensityRayGrads<scalar_t> r = density_ray_grads(in, g, ray);
   const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
@@ -223,11 +228,6 @@ FF_HOST_DEVICE FF_INLINE void density_backward_tile(const Tile& tile,
       [&](int, int64_t i, scalar_t grad_alpha, scalar_t w) {
         store_density_grads(in, g, r, decay, i, grad_alpha, w);
       });
-  zero_unowned(tile, in, ray, [&](int64_t i) {
-    g.grad_sigma[i] = scalar_t(0);
-    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = scalar_t(0);
-    if (g.grad_t != nullptr) g.grad_t[i] = scalar_t(0);
-  });
 }
 
 }  // namespace fastfield

@@ -290,11 +290,13 @@ template <bool kBackground, typename scalar_t, class Tile, typename Neus>
 FF_HOST_DEVICE FF_INLINE void sdf_forward_tile(const Tile& tile, const SdfInputs<scalar_t>& in,
                                                const SdfRaySpan& span, const Neus& neus,
                                                const SdfOutputs<scalar_t>& out, int64_t ray) {
+  if constexpr (!kBackground) {  // packed rays have no background model
+    zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = out.alpha[i] = scalar_t(0); });
+  }
   const auto samples = sdf_samples<kBackground>(in, span, neus);
   const CompositeResult<scalar_t> r = composite_forward_tile<scalar_t, false>(
       tile, samples, span.out.begin, span.out.end, out.weights, out.alpha);
   tile.leader([&] { store_sdf_ray(out, ray, r); });
-  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = out.alpha[i] = scalar_t(0); });
 }
 
 // The incoming gradients of one ray's outputs.
@@ -428,6 +430,12 @@ FF_HOST_DEVICE FF_INLINE void sdf_backward_tile(const Tile& tile, const SdfInput
                                                 const SdfRaySpan& span, const Neus& neus,
                                                 const SdfGrads<scalar_t>& g, int64_t ray,
                                                 scalar_t* scratch, int64_t scratch_first) {
+  if constexpr (!kBackground) {  // packed rays have no background model
+    zero_unowned(tile, in, ray, [&](int64_t k) {
+      g.grad_sdf[k] = g.grad_cos[k] = scalar_t(0);
+      for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = scalar_t(0);
+    });
+  }
   const auto samples = sdf_samples<kBackground>(in, span, neus);
   const RayOutputGrads<scalar_t> ray_grads = ray_output_grads(g, ray);
   const RayGradArrays<scalar_t> out = ray_grad_arrays<kBackground>(g, span);
@@ -443,10 +451,6 @@ FF_HOST_DEVICE FF_INLINE void sdf_backward_tile(const Tile& tile, const SdfInput
       });
   const scalar_t total = static_cast<scalar_t>(tile.reduce(grad_inv_s, tile::Add{}));
   tile.leader([&] { g.grad_inv_s[ray] = total; });
-  zero_unowned(tile, in, ray, [&](int64_t k) {
-    g.grad_sdf[k] = g.grad_cos[k] = scalar_t(0);
-    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = scalar_t(0);
-  });
 }
 
 }  // namespace fastfield
