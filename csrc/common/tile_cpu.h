@@ -19,6 +19,14 @@ namespace cpu {
 int64_t set_tile_emulation(int64_t width);
 int64_t tile_emulation_width();
 
+// Runs fn() out of line: the CPU drivers call the emulation through this, so that its code does
+// not change how the compiler inlines their production path (it did: GCC stopped inlining the
+// density backward's block loop once the emulated tiles sat beside it).
+template <typename Fn>
+__attribute__((noinline)) void run_emulated(const Fn& fn) {
+  fn();
+}
+
 template <typename T, int W>
 struct LaneArray {
   T value[W];

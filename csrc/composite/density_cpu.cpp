@@ -48,7 +48,7 @@ struct DensityRays<CpuLauncher> {
   static void forward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                       const DensityOutputs<scalar_t>& out) {
     if (cpu::tile_emulation_width() != 0) {
-      return DensityRays<CpuTileLauncher>::forward(device_of, in, out);
+      return cpu::run_emulated([&] { DensityRays<CpuTileLauncher>::forward(device_of, in, out); });
     }
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay, scalar_t*,
                                     int64_t) { density_forward_one_ray(in, decay, out, ray); });
@@ -58,7 +58,8 @@ struct DensityRays<CpuLauncher> {
   static void backward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                        const DensityGrads<scalar_t>& grads) {
     if (cpu::tile_emulation_width() != 0) {
-      return DensityRays<CpuTileLauncher>::backward(device_of, in, grads);
+      return cpu::run_emulated(
+          [&] { DensityRays<CpuTileLauncher>::backward(device_of, in, grads); });
     }
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay,
                                     scalar_t* scratch, int64_t first) {

@@ -204,7 +204,8 @@ struct SdfRays<CpuLauncher> {
   static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                       const SdfOutputs<scalar_t>& out) {
     if (cpu::tile_emulation_width() != 0) {
-      return SdfRays<CpuTileLauncher>::forward<kBackground>(device_of, in, out);
+      return cpu::run_emulated(
+          [&] { SdfRays<CpuTileLauncher>::forward<kBackground>(device_of, in, out); });
     }
     for_each_ray_with_scratch<false>(in, [&](int64_t ray, scalar_t* scratch) {
       forward_ray<kBackground>(in, out, ray, scratch);
@@ -215,7 +216,8 @@ struct SdfRays<CpuLauncher> {
   static void backward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                        const SdfGrads<scalar_t>& grads) {
     if (cpu::tile_emulation_width() != 0) {
-      return SdfRays<CpuTileLauncher>::backward<kBackground>(device_of, in, grads);
+      return cpu::run_emulated(
+          [&] { SdfRays<CpuTileLauncher>::backward<kBackground>(device_of, in, grads); });
     }
     for_each_ray_with_scratch<true>(in, [&](int64_t ray, scalar_t* scratch) {
       backward_ray<kBackground>(in, grads, ray, scratch);

@@ -33,7 +33,8 @@ struct SamplePdfRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
     if (cpu::tile_emulation_width() != 0) {
-      return SamplePdfRays<CpuTileLauncher>::run(device_of, args, grain);
+      return cpu::run_emulated(
+          [&] { SamplePdfRays<CpuTileLauncher>::run(device_of, args, grain); });
     }
 #ifdef FF_TABLE_INVERSION
     if (cpu::table_inversion_supported() && args.n_bins <= cpu::kMaxTableBins) {
@@ -55,7 +56,8 @@ struct NeusUpsampleRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const NeusArgs<scalar_t>& args, int64_t grain) {
     if (cpu::tile_emulation_width() != 0) {
-      return NeusUpsampleRays<CpuTileLauncher>::run(device_of, args, grain);
+      return cpu::run_emulated(
+          [&] { NeusUpsampleRays<CpuTileLauncher>::run(device_of, args, grain); });
     }
     const int64_t n_sections = args.n - 1;
     cpu::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
@@ -73,7 +75,7 @@ struct MergeRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const MergeArgs<scalar_t>& args, int64_t grain) {
     if (cpu::tile_emulation_width() != 0) {
-      return MergeRays<CpuTileLauncher>::run(device_of, args, grain);
+      return cpu::run_emulated([&] { MergeRays<CpuTileLauncher>::run(device_of, args, grain); });
     }
     CpuLauncher::for_each(device_of, args.n_rays, grain,
                           [=](int64_t ray) { merge_sorted_one_ray(args, ray); });

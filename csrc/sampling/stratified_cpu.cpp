@@ -15,7 +15,8 @@ struct StratifiedRays<CpuLauncher> {
   static void run(const at::Tensor& device_of, const StratifiedInputs<scalar_t>& in,
                   scalar_t* out, int64_t grain) {
     if (cpu::tile_emulation_width() != 0) {
-      return StratifiedRays<CpuTileLauncher>::run(device_of, in, out, grain);
+      return cpu::run_emulated(
+          [&] { StratifiedRays<CpuTileLauncher>::run(device_of, in, out, grain); });
     }
     CpuLauncher::for_each_vectorised(device_of, in.n_rays, grain,
                                      [=](int64_t ray) { stratified_one_ray(in, out, ray); });
