@@ -211,9 +211,10 @@ def test_float32_gradients_match_float64_neus_like(device, layout):
     1e-10 of the largest ray norm for rays whose gradient all but vanishes (their samples sit
     where s * sdf > 30, in which the reference itself only carries ~1e-16 * inv_s absolute).
     dL/dinv_s is one number per ray, the sum of its samples' terms, which cancel (samples before
-    and behind the surface pull inv_s both ways; up to 1000x here): its norm is that of its
-    terms, whose float32 rounding alone moves the sum by ~1e-4 of itself on such rays, whichever
-    order they are added in (the CPU walk and the CUDA tiles land on either side of 1e-4)."""
+    and behind the surface pull inv_s both ways: the sum of their sizes is up to 1600x the
+    total here): its norm is that of its terms, whose float32 rounding alone moves the sum by
+    ~1e-4 of itself on such rays, whichever order they are added in (the CPU walk and the CUDA
+    tiles land on either side of 1e-4)."""
     n_rays, n_in = 128, 128
     padded = cast(neus_inputs(n_rays, n_in, device, n_out=32 if layout == "padded_bg" else None,
                               seed=6), F32)
