@@ -28,6 +28,16 @@ def by_mode(smoke, cpu, gpu):
     return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[MODE]
 
 
+# The largest per-sample workload the CPU runs (4096 rays x 256 samples): GPU sizes beyond it
+# are for CUDA only, so that FASTFIELD_BENCH=gpu never times the CPU at GPU sizes.
+CPU_MAX_SAMPLES = 4096 * 256
+
+
+def skip_gpu_size_on_cpu(device: torch.device, samples: int) -> None:
+    if device.type == "cpu" and samples > CPU_MAX_SAMPLES:
+        pytest.skip(f"{samples} samples: a GPU size, run on CUDA only")
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

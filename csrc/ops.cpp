@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "common/checks.h"
+#include "common/tile_cpu.h"
 
 TORCH_LIBRARY(fastfield, m) {
   // rays/ ----------------------------------------------------------------------------------
@@ -65,4 +66,9 @@ TORCH_LIBRARY(fastfield, m) {
 
   // Value checks that read tensor data (fastfield/_backend.py documents the modes).
   m.def("_set_value_checks(int mode) -> int", &fastfield::set_value_check_mode);
+  // Test-only: the CPU kernels run the CUDA kernels' tile code, emulated at this width (0: off;
+  // fastfield/_backend.py documents it).
+  m.def("_set_cpu_tile_emulation(int width) -> int", &fastfield::cpu::set_tile_emulation);
+  // Benchmarks: the CUDA kernels' tile width, forced (8 or 32; 0: chosen per call).
+  m.def("_set_cuda_tile_width(int width) -> int", &fastfield::tile::set_forced_width);
 }

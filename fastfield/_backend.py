@@ -145,3 +145,35 @@ def value_checks(mode: int) -> Iterator[None]:
         yield
     finally:
         set_value_checks(previous)
+
+
+def set_cpu_tile_emulation(width: int) -> int:
+    """Test-only: run the CPU ops through the CUDA kernels' tile code, emulated on the CPU with
+    ``width`` lanes in lock-step (1, 8 or 32; 0 switches back to the production CPU kernels).
+    Returns the previous width.
+
+    The CUDA kernels walk each ray with a tile of warp lanes (shuffle scans with a carried
+    prefix, csrc/common/tile.h); the emulation runs that same code with each lane an array
+    entry, so GPU-less tests execute the GPU's scans, carries and index guards (and
+    stratified_samples' one thread per sample). It is slow (one item after the other) and
+    process-wide: use ``cpu_tile_emulation`` in tests.
+    """
+    load()
+    return torch.ops.fastfield._set_cpu_tile_emulation(width)
+
+
+@contextlib.contextmanager
+def cpu_tile_emulation(width: int) -> Iterator[None]:
+    previous = set_cpu_tile_emulation(width)
+    try:
+        yield
+    finally:
+        set_cpu_tile_emulation(previous)
+
+
+def set_cuda_tile_width(width: int) -> int:
+    """For benchmarks: the lanes per ray of the CUDA kernels' tiles, 8 or 32 for every call, or
+    0 (the default) for the choice by the rays' average length (csrc/common/tile.h). Returns the
+    previous setting."""
+    load()
+    return torch.ops.fastfield._set_cuda_tile_width(width)

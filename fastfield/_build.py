@@ -19,8 +19,10 @@ _OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 CXX_FLAGS = ["-O3", "-fno-trapping-math", *_OPENMP]
 LINK_FLAGS = [*_OPENMP]
 # --extended-lambda: the drivers hand the CUDA launcher `[=] __host__ __device__` lambdas
-# (csrc/common/launch.h), as PyTorch's own gpu_kernel lambdas do.
-NVCC_FLAGS = ["-O3", "--extended-lambda"]
+# (csrc/common/launch.h), as PyTorch's own gpu_kernel lambdas do. FASTFIELD_PTXAS_VERBOSE=1 makes
+# ptxas print each kernel's registers, stack and spills (CI parses them: .ci/ptxas_report.py).
+NVCC_FLAGS = ["-O3", "--extended-lambda",
+              *(["-Xptxas=-v"] if os.environ.get("FASTFIELD_PTXAS_VERBOSE") == "1" else [])]
 
 
 def kernel_sources(csrc: Path) -> Tuple[List[str], List[str]]:

@@ -89,3 +89,41 @@ def test_summarize_rejects_a_file_that_is_not_a_benchmark_run(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "summarize.py"), str(path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "not a pytest-benchmark JSON file" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                    reason="run_gpu.sh needs bash and timeout")
+def test_run_gpu_dry_run_wires_every_stage(tmp_path):
+    """benchmarks/run_gpu.sh on a machine without a GPU (--dry-run): every kernels stage runs in
+    its GPU-free form and leaves its file, and bandwidth.py computes all three cases."""
+    inherited = {key: value for key, value in os.environ.items()
+                 if not key.startswith("PYTEST_XDIST")}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "run_gpu.sh"), str(tmp_path / "out"),
+                           "kernels", "--dry-run"], cwd=REPO, capture_output=True, text=True,
+                          env={**inherited, "PYTHON": sys.executable}, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    for stage in ("kernel tests, CUDA cases: done", "bandwidth (dry run on the CPU): done",
+                  "op micro-benchmarks at GPU sizes, CUDA only", "done: "):
+        assert stage in log, log
+    assert "TIMED OUT" not in log
+    collected = (tmp_path / "out" / "tests_cuda.txt").read_text()  # no GPU: the parity tests
+    for name in ("composite_density", "composite_sdf", "pdf", "rays", "sampling"):
+        assert f"tests/test_{name}.py: 1" in collected, collected
+    bandwidth = json.loads((tmp_path / "out" / "bandwidth.json").read_text())
+    assert len(bandwidth["cases"]) == 3
+    for case in bandwidth["cases"].values():
+        assert case["forward_ms"] > 0 and case["backward_ms"] > 0
+
+
+def test_gpu_sizes_never_run_on_the_cpu():
+    """FASTFIELD_BENCH=gpu: the compositing groups at GPU sizes skip on the CPU device."""
+    inherited = {key: value for key, value in os.environ.items()
+                 if not key.startswith("PYTEST_XDIST")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/bench_composite.py", "-q",
+                           "-p", "no:cacheprovider", "--benchmark-disable", "-rs", "-k",
+                           "cpu and 65536"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**inherited, "FASTFIELD_BENCH": "gpu"})
+    assert "run on CUDA only" in done.stdout, done.stdout[-2000:]
+    assert " passed" not in done.stdout and "skipped" in done.stdout, done.stdout[-2000:]

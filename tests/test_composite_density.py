@@ -6,6 +6,9 @@ import pytest
 import torch
 
 import fastfield
+# The wrapper module loads the kernels and registers the fake functions that opcheck and the
+# direct torch.ops calls below need, whichever test a worker runs first.
+import fastfield.ops.composite  # noqa: F401
 from fastfield import reference
 from helpers import assert_close_per_ray, random_offsets
 
@@ -57,8 +60,9 @@ def test_matches_float64_reference(device, n_rays, n_samples, with_t, background
 def test_alpha_one_and_relu_zero_at_last_sample(device):
     sigma, rgb, deltas, t = make_inputs(4, 8, device)
     out = fastfield.composite_density(sigma, rgb, deltas, t)
-    # Ray 1 ends opaque: its weights sum to exactly 1. Ray 0's last sample has alpha 0.
-    assert out.acc[1].item() == 1.0
+    # Ray 1 ends opaque: its weights sum to 1 (to rounding: the CPU walk and the CUDA tiles add
+    # them in different orders). Ray 0's last sample has alpha 0 exactly.
+    assert abs(out.acc[1].item() - 1.0) <= 4 * torch.finfo(F64).eps
     assert out.weights[0, -1].item() == 0.0
     s0 = sigma.clone().requires_grad_()
     fastfield.composite_density(s0, rgb, deltas, t).acc.sum().backward()
@@ -262,13 +266,20 @@ def test_cuda_matches_cpu(cuda):
     bg = torch.rand(3)
     results = {}
     for dev in ("cpu", cuda):
-        leaves = [x.to(dev).requires_grad_() for x in (sigma, rgb, t)]
+        # Detached copies: .to() of a tensor that requires grad is not a leaf, and its .grad
+        # would stay None (the gradients would not be compared at all).
+        leaves = [x.detach().to(dev).requires_grad_() for x in (sigma, rgb, t)]
         out = fastfield.composite_density(leaves[0], leaves[1], deltas.to(dev), leaves[2],
                                           None, bg.to(dev))
         torch.autograd.backward(list(out), [torch.ones_like(o) for o in out])
+        assert all(x.grad is not None for x in leaves)
         results[str(dev)] = list(out) + [x.grad for x in leaves]
-    for got, want in zip(results["cuda"], results["cpu"]):
-        assert_close_per_ray(got.cpu(), want, rtol=2e-6)
+    # Outputs (rgb, depth, acc, weights) to 2e-6 per ray, gradients to 1e-5: the CPU walks each
+    # ray with a polynomial expf and float32 products, the GPU's tiles use CUDA's expf, double
+    # products and other summation orders (the CPU emulation of the tiles measures up to 1.4e-6
+    # on these gradients against the CPU kernels: tests/test_tile.py).
+    for k, (got, want) in enumerate(zip(results["cuda"], results["cpu"])):
+        assert_close_per_ray(got.cpu(), want, rtol=2e-6 if k < 4 else 1e-5)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -7,6 +7,12 @@
 //   Launcher::for_each(device_of, n, grain, fn)             fn(i) for every i in [0, n)
 //   Launcher::for_each_vectorised(device_of, n, grain, fn)  the same, for an fn whose own loops
 //                                                           vectorise (see CpuLauncher)
+//   Launcher::for_each_tile(device_of, n, samples, fn)      fn(tile, i) for every i in [0, n),
+//                                                           on a tile of lanes (tile.h) whose
+//                                                           width suits items of `samples`
+//                                                           samples: CudaLauncher (warp lanes)
+//                                                           and CpuTileLauncher (tile_cpu.h, the
+//                                                           tests' lock-step emulation)
 //
 // fn is a lambda `[=] FF_HOST_DEVICE (int64_t i) { ... }` that captures the small POD argument
 // structs of the shared headers by value (CUDA copies it to the device, so it must not capture
@@ -14,11 +20,12 @@
 // (at::parallel_for); CUDA runs one thread per item and ignores `grain`. device_of is a tensor
 // on the device to run on (CUDA: guard and current stream).
 //
-// Where the CPU kernel has a structure of its own (the vectorised bulk passes that precompute
-// transcendentals for a block of rays around the shared per-ray scan), the family header holds a
-// `...Rays<Launcher>` policy whose general form runs the scan one item per ray on the launcher
-// (the CUDA kernel), and *_cpu.cpp specialises it for CpuLauncher; the driver around it (checks,
-// allocation, dtype dispatch) stays written once.
+// Scans along rays run on tiles: the family header holds a `...Rays<Launcher>` policy whose
+// general form runs the family's tile functions (functors with a templated operator()) through
+// for_each_tile -- the CUDA kernel -- and *_cpu.cpp specialises it for CpuLauncher, which keeps
+// its own structure (the vectorised bulk passes that precompute transcendentals for a block of
+// rays around a sequential per-ray scan) unless the tile emulation is switched on; the driver
+// around it (checks, allocation, dtype dispatch) stays written once.
 #pragma once
 
 #include <cstdint>

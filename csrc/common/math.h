@@ -63,4 +63,26 @@ FF_HOST_DEVICE FF_INLINE SampleRange ray_samples(const int64_t* offsets, int64_t
   return {begin, end};
 }
 
+// The samples next to ray `ray` that no ray owns (possible only with unchecked invalid offsets):
+// after it, [its end, the next ray's begin) or, for the last ray, [its end, n_samples); before
+// it, for ray 0 only, [0, its begin). Empty for valid offsets and for the padded layout. Every
+// sample k of [0, n_samples) is in some ray's ray_samples or in one of these ranges: take the
+// last ray r whose begin <= k (none: k is before ray 0); k is in r's samples, or after them and
+// before the next ray's begin (> k), or past the last ray. (Clamped as ray_samples clamps them,
+// offsets leave such samples only before the first ray and after the last.) Kernels that fill
+// these with zeros need no zero-initialised outputs.
+struct UnownedSamples {
+  SampleRange before;
+  SampleRange after;
+};
+
+FF_HOST_DEVICE FF_INLINE UnownedSamples unowned_samples(const int64_t* offsets, int64_t n_rays,
+                                                        int64_t n_samples, int64_t ray) {
+  if (offsets == nullptr) return {{0, 0}, {0, 0}};
+  const SampleRange own = ray_samples(offsets, 0, n_samples, ray);
+  const int64_t next =
+      ray + 1 < n_rays ? ray_samples(offsets, 0, n_samples, ray + 1).begin : n_samples;
+  return {{0, ray == 0 ? own.begin : 0}, {own.end, next > own.end ? next : own.end}};
+}
+
 }  // namespace fastfield

@@ -84,9 +84,27 @@ struct DensitySamples {
   const scalar_t* __restrict__ t_values;
   FF_HOST_DEVICE FF_INLINE scalar_t factor(int64_t i) const { return decay(i); }
   FF_HOST_DEVICE FF_INLINE scalar_t alpha(int64_t i) const { return scalar_t(1) - decay(i); }
+  FF_HOST_DEVICE FF_INLINE Opacity<scalar_t> opacity(int64_t i) const {
+    const scalar_t f = decay(i);
+    return {scalar_t(1) - f, f};
+  }
   FF_HOST_DEVICE FF_INLINE scalar_t color(int64_t i, int c) const { return rgb[3 * i + c]; }
   FF_HOST_DEVICE FF_INLINE scalar_t t(int64_t i) const { return t_values[i]; }
 };
+
+// The per-ray outputs from the composited sums, with the background behind (1 - acc).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void store_density_ray(const DensityInputs<scalar_t>& in,
+                                                const DensityOutputs<scalar_t>& out, int64_t ray,
+                                                CompositeResult<scalar_t> r) {
+  if (in.background != nullptr) {
+    const scalar_t* bg = in.background + ray * in.background_stride;
+    for (int c = 0; c < 3; ++c) r.rgb[c] += (scalar_t(1) - r.acc) * bg[c];
+  }
+  for (int c = 0; c < 3; ++c) out.rgb[3 * ray + c] = r.rgb[c];
+  out.acc[ray] = r.acc;
+  if (out.depth != nullptr) out.depth[ray] = r.depth;
+}
 
 template <typename scalar_t, typename Decay>
 FF_HOST_DEVICE FF_INLINE void density_forward_one_ray(const DensityInputs<scalar_t>& in,
@@ -95,17 +113,78 @@ FF_HOST_DEVICE FF_INLINE void density_forward_one_ray(const DensityInputs<scalar
                                                       int64_t ray) {
   const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
   const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
-  CompositeResult<scalar_t> r =
+  const CompositeResult<scalar_t> r =
       in.t != nullptr
           ? composite_forward_ray<scalar_t, true>(samples, range.begin, range.end, out.weights)
           : composite_forward_ray<scalar_t, false>(samples, range.begin, range.end, out.weights);
+  store_density_ray(in, out, ray, r);
+}
+
+// The same ray by a tile (compositing.h, tile.h); lane 0 writes the per-ray outputs.
+template <typename scalar_t, class Tile, typename Decay>
+FF_HOST_DEVICE FF_INLINE void density_forward_tile(const Tile& tile,
+                                                   const DensityInputs<scalar_t>& in,
+                                                   const Decay& decay,
+                                                   const DensityOutputs<scalar_t>& out,
+                                                   int64_t ray) {
+  zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = scalar_t(0); });
+  const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
+  const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
+  const CompositeResult<scalar_t> r =
+      in.t != nullptr ? composite_forward_tile<scalar_t, true>(tile, samples, range.begin,
+                                                               range.end, out.weights)
+                      : composite_forward_tile<scalar_t, false>(tile, samples, range.begin,
+                                                                range.end, out.weights);
+  tile.leader([&] { store_density_ray(in, out, ray, r); });
+}
+
+// The incoming gradients of one ray's outputs, and the terms of v_i that are the same for every
+// sample: g_acc - g_rgb . background.
+template <typename scalar_t>
+struct DensityRayGrads {
+  scalar_t rgb[3];
+  scalar_t depth;
+  scalar_t common;
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE DensityRayGrads<scalar_t> density_ray_grads(
+    const DensityInputs<scalar_t>& in, const DensityGrads<scalar_t>& g, int64_t ray) {
+  DensityRayGrads<scalar_t> r{{0, 0, 0}, 0, 0};
+  if (g.grad_rgb != nullptr) {
+    for (int c = 0; c < 3; ++c) r.rgb[c] = g.grad_rgb[3 * ray + c];
+  }
+  r.depth = g.grad_depth != nullptr ? g.grad_depth[ray] : scalar_t(0);
+  r.common = g.grad_acc != nullptr ? g.grad_acc[ray] : scalar_t(0);
   if (in.background != nullptr) {
     const scalar_t* bg = in.background + ray * in.background_stride;
-    for (int c = 0; c < 3; ++c) r.rgb[c] += (scalar_t(1) - r.acc) * bg[c];
+    r.common -= r.rgb[0] * bg[0] + r.rgb[1] * bg[1] + r.rgb[2] * bg[2];
   }
-  for (int c = 0; c < 3; ++c) out.rgb[3 * ray + c] = r.rgb[c];
-  out.acc[ray] = r.acc;
-  if (out.depth != nullptr) out.depth[ray] = r.depth;
+  return r;
+}
+
+// v_i = dL/dw_i of sample i.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t density_value(const DensityInputs<scalar_t>& in,
+                                                const DensityGrads<scalar_t>& g,
+                                                const DensityRayGrads<scalar_t>& r, int64_t i) {
+  scalar_t v = r.common + r.rgb[0] * in.rgb[3 * i] + r.rgb[1] * in.rgb[3 * i + 1] +
+               r.rgb[2] * in.rgb[3 * i + 2];
+  if (in.t != nullptr) v += r.depth * in.t[i];
+  if (g.grad_weights != nullptr) v += g.grad_weights[i];
+  return v;
+}
+
+// The gradients of sample i's inputs from dL/da_i and w_i.
+template <typename scalar_t, typename Decay>
+FF_HOST_DEVICE FF_INLINE void store_density_grads(const DensityInputs<scalar_t>& in,
+                                                  const DensityGrads<scalar_t>& g,
+                                                  const DensityRayGrads<scalar_t>& r,
+                                                  const Decay& decay, int64_t i,
+                                                  scalar_t grad_alpha, scalar_t w) {
+  g.grad_sigma[i] = grad_alpha * decay(i) * in.delta[i];
+  for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = r.rgb[c] * w;
+  if (g.grad_t != nullptr) g.grad_t[i] = r.depth * w;
 }
 
 // scratch[i - scratch_first] holds T_i between the sweeps; pass g.grad_sigma and 0 when there
@@ -117,32 +196,38 @@ FF_HOST_DEVICE FF_INLINE void density_backward_one_ray(const DensityInputs<scala
                                                        int64_t ray, scalar_t* scratch,
                                                        int64_t scratch_first) {
   const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
-  scalar_t g_rgb[3] = {0, 0, 0};
-  if (g.grad_rgb != nullptr) {
-    for (int c = 0; c < 3; ++c) g_rgb[c] = g.grad_rgb[3 * ray + c];
-  }
-  const scalar_t g_depth = g.grad_depth != nullptr ? g.grad_depth[ray] : scalar_t(0);
-  // Terms of v_i that are the same for every sample: g_acc - g_rgb . background.
-  scalar_t v_ray = g.grad_acc != nullptr ? g.grad_acc[ray] : scalar_t(0);
-  if (in.background != nullptr) {
-    const scalar_t* bg = in.background + ray * in.background_stride;
-    v_ray -= g_rgb[0] * bg[0] + g_rgb[1] * bg[1] + g_rgb[2] * bg[2];
-  }
+  const DensityRayGrads<scalar_t> r = density_ray_grads(in, g, ray);
   const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
-  auto value = [&](int64_t i) {
-    scalar_t v = v_ray + g_rgb[0] * in.rgb[3 * i] + g_rgb[1] * in.rgb[3 * i + 1] +
-                 g_rgb[2] * in.rgb[3 * i + 2];
-    if (in.t != nullptr) v += g_depth * in.t[i];
-    if (g.grad_weights != nullptr) v += g.grad_weights[i];
-    return v;
-  };
-  auto emit = [&](int64_t i, scalar_t grad_alpha, scalar_t w) {
-    g.grad_sigma[i] = grad_alpha * decay(i) * in.delta[i];
-    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = g_rgb[c] * w;
-    if (g.grad_t != nullptr) g.grad_t[i] = g_depth * w;
-  };
-  composite_backward_ray<scalar_t>(samples, range.begin, range.end, scratch, scratch_first, value,
-                                   emit);
+  composite_backward_ray<scalar_t>(
+      samples, range.begin, range.end, scratch, scratch_first,
+      [&](int64_t i) { return density_value(in, g, r, i); },
+      [&](int64_t i, scalar_t grad_alpha, scalar_t w) {
+        store_density_grads(in, g, r, decay, i, grad_alpha, w);
+      });
+}
+
+// The same ray by a tile; scratch[i - scratch_first] holds T at each chunk's first sample i
+// (see composite_backward_tile).
+template <typename scalar_t, class Tile, typename Decay>
+FF_HOST_DEVICE FF_INLINE void density_backward_tile(const Tile& tile,
+                                                    const DensityInputs<scalar_t>& in,
+                                                    const Decay& decay,
+                                                    const DensityGrads<scalar_t>& g, int64_t ray,
+                                                    scalar_t* scratch, int64_t scratch_first) {
+  zero_unowned(tile, in, ray, [&](int64_t i) {
+    g.grad_sigma[i] = scalar_t(0);
+    for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * i + c] = scalar_t(0);
+    if (g.grad_t != nullptr) g.grad_t[i] = scalar_t(0);
+  });
+  const SampleRange range = ray_samples(in.offsets, in.per_ray, in.n_samples, ray);
+  const DensityRayGrads<scalar_t> r = density_ray_grads(in, g, ray);
+  const DensitySamples<scalar_t, Decay> samples{decay, in.rgb, in.t};
+  composite_backward_tile<scalar_t>(
+      tile, samples, range.begin, range.end, scratch, scratch_first,
+      [&](int64_t i) { return density_value(in, g, r, i); },
+      [&](int, int64_t i, scalar_t grad_alpha, scalar_t w) {
+        store_density_grads(in, g, r, decay, i, grad_alpha, w);
+      });
 }
 
 }  // namespace fastfield

@@ -1,12 +1,14 @@
 // CPU kernels of composite_density: the drivers of density_host.h on the CPU launcher, whose
 // rays first get exp(-sigma delta) from a vectorised bulk pass over a block of rays, then run
-// the shared per-ray scans of density.h over the block.
+// the sequential per-ray scans of density.h over the block. With the tile emulation switched on
+// (tests), the CUDA kernels' tile code runs instead (tile_cpu.h).
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
+#include "../common/tile_cpu.h"
 #include "density_host.h"
 
 namespace fastfield {
@@ -40,16 +42,25 @@ void for_each_ray_with_decay(const DensityInputs<scalar_t>& in, const Body& body
 
 template <>
 struct DensityRays<CpuLauncher> {
+  static bool fills_unowned() { return cpu::tile_emulation_width() != 0; }
+
   template <typename scalar_t>
-  static void forward(const at::Tensor& /*device_of*/, const DensityInputs<scalar_t>& in,
+  static void forward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                       const DensityOutputs<scalar_t>& out) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated([&] { DensityRays<CpuTileLauncher>::forward(device_of, in, out); });
+    }
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay, scalar_t*,
                                     int64_t) { density_forward_one_ray(in, decay, out, ray); });
   }
 
   template <typename scalar_t>
-  static void backward(const at::Tensor& /*device_of*/, const DensityInputs<scalar_t>& in,
+  static void backward(const at::Tensor& device_of, const DensityInputs<scalar_t>& in,
                        const DensityGrads<scalar_t>& grads) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated(
+          [&] { DensityRays<CpuTileLauncher>::backward(device_of, in, grads); });
+    }
     for_each_ray_with_decay(in, [&](int64_t ray, const DecayTable<scalar_t>& decay,
                                     scalar_t* scratch, int64_t first) {
       density_backward_one_ray(in, decay, grads, ray, scratch, first);

@@ -50,10 +50,11 @@ DensityCall prepare_density(const char* op, const at::Tensor& sigma, const at::T
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_density_outputs(
-    const DensityCall& call) {
+    const DensityCall& call, bool kernels_fill_unowned) {
   const at::Tensor& s = call.sigma;
-  // Packed samples that no ray owns (only possible with unchecked offsets) read as zero.
-  at::Tensor weights = call.ray_offsets.defined() ? s.new_zeros(s.sizes()) : s.new_empty(s.sizes());
+  at::Tensor weights = zero_initialised(call.ray_offsets, kernels_fill_unowned)
+                           ? s.new_zeros(s.sizes())
+                           : s.new_empty(s.sizes());
   return {s.new_empty({call.n_rays, 3}), s.new_empty({call.t.defined() ? call.n_rays : 0}),
           s.new_empty({call.n_rays}), weights};
 }
@@ -62,7 +63,8 @@ DensityGradTensors prepare_density_grads(const char* op, const DensityCall& call
                                          const std::optional<at::Tensor>& grad_rgb,
                                          const std::optional<at::Tensor>& grad_depth,
                                          const std::optional<at::Tensor>& grad_acc,
-                                         const std::optional<at::Tensor>& grad_weights) {
+                                         const std::optional<at::Tensor>& grad_weights,
+                                         bool kernels_fill_unowned) {
   const at::Tensor& s = call.sigma;
   DensityGradTensors g;
   g.grad_rgb =
@@ -79,8 +81,7 @@ DensityGradTensors prepare_density_grads(const char* op, const DensityCall& call
                       ": grad_weights must have the shape of sigma ", s.sizes(), ", got ",
                       g.grad_weights.sizes());
   }
-  // Packed samples that no ray owns (only possible with unchecked offsets) get zero gradients.
-  const bool zero = call.ray_offsets.defined();
+  const bool zero = zero_initialised(call.ray_offsets, kernels_fill_unowned);
   auto make = [&](at::IntArrayRef sizes) { return zero ? s.new_zeros(sizes) : s.new_empty(sizes); };
   g.grad_sigma = make(s.sizes());
   g.grad_rgb_samples = make(call.rgb.sizes());

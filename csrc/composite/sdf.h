@@ -22,9 +22,10 @@
 // dL/dbg_alpha_j = (1 - in_j) dL/da_j) and the partials of neus_alpha below.
 //
 // The per-sample formulas (neus_alpha, the blend in SdfSamples, weight_gradient, sample_grads,
-// store_sample_grads) are written once here. The CUDA driver applies them inline per sample
-// (sdf_forward_one_ray, sdf_backward_one_ray); the CPU driver runs the forward the same way over
-// tables, and the backward as vectorised passes around the same scan (sdf_cpu.cpp).
+// store_sample_grads) are written once here. The CUDA driver applies them inline per sample on a
+// tile of lanes per ray (sdf_forward_tile, sdf_backward_tile); the CPU driver runs the forward
+// sequentially over tables (sdf_forward_one_ray), and the backward as vectorised passes around
+// the sequential scan (sdf_cpu.cpp).
 #pragma once
 
 #include <cstdint>
@@ -248,6 +249,10 @@ struct SdfSamples {
     return (kBackground && i >= inside_end) ? alpha_outside(i) : alpha_inside(i);
   }
   FF_HOST_DEVICE FF_INLINE scalar_t factor(int64_t i) const { return neus_factor(alpha(i)); }
+  FF_HOST_DEVICE FF_INLINE Opacity<scalar_t> opacity(int64_t i) const {
+    const scalar_t a = alpha(i);
+    return {a, neus_factor(a)};
+  }
   FF_HOST_DEVICE FF_INLINE scalar_t color(int64_t i, int c) const {
     return (kBackground && i >= inside_end) ? color_outside(i, c) : color_inside(i, c);
   }
@@ -261,6 +266,13 @@ FF_HOST_DEVICE FF_INLINE SdfSamples<scalar_t, Neus, kBackground> sdf_samples(
           span.out.begin + n_sdf};
 }
 
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void store_sdf_ray(const SdfOutputs<scalar_t>& out, int64_t ray,
+                                            const CompositeResult<scalar_t>& r) {
+  for (int c = 0; c < 3; ++c) out.rgb[3 * ray + c] = r.rgb[c];
+  out.acc[ray] = r.acc;
+}
+
 // `neus` evaluates the SDF samples of this ray (at inv_s = ray_inv_s(in, ray)); kBackground
 // must be in.bg_alpha != nullptr (a template argument, so that the scans carry no branch for it).
 template <bool kBackground, typename scalar_t, typename Neus>
@@ -270,8 +282,21 @@ FF_HOST_DEVICE FF_INLINE void sdf_forward_one_ray(const SdfInputs<scalar_t>& in,
   const auto samples = sdf_samples<kBackground>(in, span, neus);
   const CompositeResult<scalar_t> r = composite_forward_ray<scalar_t, false>(
       samples, span.out.begin, span.out.end, out.weights, out.alpha);
-  for (int c = 0; c < 3; ++c) out.rgb[3 * ray + c] = r.rgb[c];
-  out.acc[ray] = r.acc;
+  store_sdf_ray(out, ray, r);
+}
+
+// The same ray by a tile (compositing.h, tile.h); lane 0 writes the per-ray outputs.
+template <bool kBackground, typename scalar_t, class Tile, typename Neus>
+FF_HOST_DEVICE FF_INLINE void sdf_forward_tile(const Tile& tile, const SdfInputs<scalar_t>& in,
+                                               const SdfRaySpan& span, const Neus& neus,
+                                               const SdfOutputs<scalar_t>& out, int64_t ray) {
+  if constexpr (!kBackground) {  // packed rays have no background model
+    zero_unowned(tile, in, ray, [&](int64_t i) { out.weights[i] = out.alpha[i] = scalar_t(0); });
+  }
+  const auto samples = sdf_samples<kBackground>(in, span, neus);
+  const CompositeResult<scalar_t> r = composite_forward_tile<scalar_t, false>(
+      tile, samples, span.out.begin, span.out.end, out.weights, out.alpha);
+  tile.leader([&] { store_sdf_ray(out, ray, r); });
 }
 
 // The incoming gradients of one ray's outputs.
@@ -363,43 +388,69 @@ FF_HOST_DEVICE FF_INLINE scalar_t store_sample_grads(const SampleGrads<scalar_t>
   return r.inv_s;
 }
 
-// The backward of one ray with every per-sample value evaluated inline (the CUDA driver; the CPU
-// driver runs the same formulas as vectorised passes around the same scan, sdf_cpu.cpp).
-// scratch[i - scratch_first] holds T_i between the sweeps (see composite_backward_ray): the CUDA
-// driver lends g.grad_bg_alpha (with a background model) or g.grad_sdf (without), whose entry
-// i the emit below writes only after the scan has read it.
-template <bool kBackground, typename scalar_t, typename Neus>
-FF_HOST_DEVICE FF_INLINE void sdf_backward_one_ray(const SdfInputs<scalar_t>& in,
-                                                   const SdfRaySpan& span, const Neus& neus,
-                                                   const SdfGrads<scalar_t>& g, int64_t ray,
-                                                   scalar_t* scratch, int64_t scratch_first) {
+// v_i of composite sample i of one ray (compositing.h's value).
+template <typename scalar_t, typename Samples>
+FF_HOST_DEVICE FF_INLINE scalar_t sdf_value(const Samples& samples, const SdfGrads<scalar_t>& g,
+                                            const RayOutputGrads<scalar_t>& ray_grads,
+                                            int64_t i) {
+  return weight_gradient(ray_grads, samples.color(i, 0), samples.color(i, 1), samples.color(i, 2),
+                         g.grad_weights != nullptr ? g.grad_weights[i] : scalar_t(0));
+}
+
+// Stores the gradients that composite sample i sends to its inputs, with every per-sample
+// value evaluated inline, from dL/da_i of the scan (grad_a) and w_i; returns its term of
+// dL/dinv_s.
+template <bool kBackground, typename scalar_t, typename Samples, typename Neus>
+FF_HOST_DEVICE FF_INLINE scalar_t emit_sdf_sample(const Samples& samples, const Neus& neus,
+                                                  const SdfGrads<scalar_t>& g,
+                                                  const RayOutputGrads<scalar_t>& ray_grads,
+                                                  const RayGradArrays<scalar_t>& out,
+                                                  const SdfRaySpan& span, int64_t i,
+                                                  scalar_t grad_a, scalar_t w) {
+  const scalar_t grad_alpha = g.grad_alpha != nullptr ? g.grad_alpha[i] : scalar_t(0);
+  const int64_t j = i - span.out.begin;
+  if (kBackground && i >= samples.inside_end) {
+    const SampleGrads<scalar_t> r =
+        sample_grads(grad_a, grad_alpha, w, scalar_t(0), NeusAlpha<scalar_t>{0, 0, 0, 0});
+    return store_sample_grads<kBackground, true>(r, ray_grads, j, out.sdf, out.cos, out.rgb,
+                                                 out.bg_alpha, out.bg_rgb);
+  }
+  const SampleGrads<scalar_t> r =
+      sample_grads(grad_a, grad_alpha, w, samples.share(i), neus.sample(i + samples.to_sdf));
+  return store_sample_grads<kBackground, false>(r, ray_grads, j, out.sdf, out.cos, out.rgb,
+                                                out.bg_alpha, out.bg_rgb);
+}
+
+// The backward of one ray by a tile, every per-sample value evaluated inline (the CPU kernels
+// run the same formulas as vectorised passes around the sequential scan, sdf_cpu.cpp); dL/dinv_s
+// as per-lane double sums added up at the end. scratch[i - scratch_first] holds T at each chunk's first
+// composite sample i (see composite_backward_tile).
+template <bool kBackground, typename scalar_t, class Tile, typename Neus>
+FF_HOST_DEVICE FF_INLINE void sdf_backward_tile(const Tile& tile, const SdfInputs<scalar_t>& in,
+                                                const SdfRaySpan& span, const Neus& neus,
+                                                const SdfGrads<scalar_t>& g, int64_t ray,
+                                                scalar_t* scratch, int64_t scratch_first) {
+  if constexpr (!kBackground) {  // packed rays have no background model
+    zero_unowned(tile, in, ray, [&](int64_t k) {
+      g.grad_sdf[k] = g.grad_cos[k] = scalar_t(0);
+      for (int c = 0; c < 3; ++c) g.grad_rgb_samples[3 * k + c] = scalar_t(0);
+    });
+  }
   const auto samples = sdf_samples<kBackground>(in, span, neus);
   const RayOutputGrads<scalar_t> ray_grads = ray_output_grads(g, ray);
   const RayGradArrays<scalar_t> out = ray_grad_arrays<kBackground>(g, span);
-  auto value = [&](int64_t i) {
-    return weight_gradient(ray_grads, samples.color(i, 0), samples.color(i, 1),
-                           samples.color(i, 2),
-                           g.grad_weights != nullptr ? g.grad_weights[i] : scalar_t(0));
-  };
-  scalar_t grad_inv_s = 0;
-  auto emit = [&](int64_t i, scalar_t grad_a, scalar_t w) {
-    const scalar_t grad_alpha = g.grad_alpha != nullptr ? g.grad_alpha[i] : scalar_t(0);
-    const int64_t j = i - span.out.begin;
-    if (kBackground && i >= samples.inside_end) {
-      const SampleGrads<scalar_t> r =
-          sample_grads(grad_a, grad_alpha, w, scalar_t(0), NeusAlpha<scalar_t>{0, 0, 0, 0});
-      store_sample_grads<kBackground, true>(r, ray_grads, j, out.sdf, out.cos, out.rgb,
-                                            out.bg_alpha, out.bg_rgb);
-    } else {
-      const SampleGrads<scalar_t> r = sample_grads(grad_a, grad_alpha, w, samples.share(i),
-                                                   neus.sample(i + samples.to_sdf));
-      grad_inv_s += store_sample_grads<kBackground, false>(r, ray_grads, j, out.sdf, out.cos,
-                                                           out.rgb, out.bg_alpha, out.bg_rgb);
-    }
-  };
-  composite_backward_ray<scalar_t>(samples, span.out.begin, span.out.end, scratch, scratch_first,
-                                   value, emit);
-  g.grad_inv_s[ray] = grad_inv_s;
+  // In double: the terms cancel (the ray's samples before and behind its surface pull inv_s
+  // both ways), and a float32 sum in a tile's order loses up to 1e-4 of such a total.
+  auto grad_inv_s = tile.map([](int) { return 0.0; });
+  composite_backward_tile<scalar_t>(
+      tile, samples, span.out.begin, span.out.end, scratch, scratch_first,
+      [&](int64_t i) { return sdf_value(samples, g, ray_grads, i); },
+      [&](int lane, int64_t i, scalar_t grad_a, scalar_t w) {
+        grad_inv_s[lane] += static_cast<double>(emit_sdf_sample<kBackground>(
+            samples, neus, g, ray_grads, out, span, i, grad_a, w));
+      });
+  const scalar_t total = static_cast<scalar_t>(tile.reduce(grad_inv_s, tile::Add{}));
+  tile.leader([&] { g.grad_inv_s[ray] = total; });
 }
 
 }  // namespace fastfield

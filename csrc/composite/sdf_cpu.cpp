@@ -5,13 +5,15 @@
 // keeps only the recurrences in the serial scan (compositing.h's composite_backward_ray) and
 // evaluates sdf.h's per-sample formulas around it in vectorised passes: the composited alpha and
 // v_i before, the per-sample gradients (sample_grads, store_sample_grads) after -- the formulas
-// that sdf_backward_one_ray applies inline in the general SdfRays (CUDA).
+// that sdf_backward_tile applies inline in the general SdfRays (CUDA). With the tile emulation
+// switched on (tests), the CUDA kernels' tile code runs instead (tile_cpu.h).
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
+#include "../common/tile_cpu.h"
 #include "sdf_host.h"
 
 namespace fastfield {
@@ -196,17 +198,27 @@ void for_each_ray_with_scratch(const SdfInputs<scalar_t>& in, const Fn& fn) {
 
 template <>
 struct SdfRays<CpuLauncher> {
+  static bool fills_unowned() { return cpu::tile_emulation_width() != 0; }
+
   template <bool kBackground, typename scalar_t>
-  static void forward(const at::Tensor& /*device_of*/, const SdfInputs<scalar_t>& in,
+  static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                       const SdfOutputs<scalar_t>& out) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated(
+          [&] { SdfRays<CpuTileLauncher>::forward<kBackground>(device_of, in, out); });
+    }
     for_each_ray_with_scratch<false>(in, [&](int64_t ray, scalar_t* scratch) {
       forward_ray<kBackground>(in, out, ray, scratch);
     });
   }
 
   template <bool kBackground, typename scalar_t>
-  static void backward(const at::Tensor& /*device_of*/, const SdfInputs<scalar_t>& in,
+  static void backward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                        const SdfGrads<scalar_t>& grads) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated(
+          [&] { SdfRays<CpuTileLauncher>::backward<kBackground>(device_of, in, grads); });
+    }
     for_each_ray_with_scratch<true>(in, [&](int64_t ray, scalar_t* scratch) {
       backward_ray<kBackground>(in, grads, ray, scratch);
     });

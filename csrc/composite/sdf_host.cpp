@@ -82,12 +82,12 @@ SdfCall prepare_sdf(const char* op, const at::Tensor& sdf, const at::Tensor& cos
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_sdf_outputs(
-    const SdfCall& call) {
+    const SdfCall& call, bool kernels_fill_unowned) {
   const at::Tensor& s = call.sdf;
-  // Packed samples that no ray owns (only possible with unchecked offsets) read as zero.
   auto per_sample = [&]() {
     if (call.bg_alpha.defined()) return s.new_empty({call.n_rays, call.n_total});
-    return call.ray_offsets.defined() ? s.new_zeros(s.sizes()) : s.new_empty(s.sizes());
+    return zero_initialised(call.ray_offsets, kernels_fill_unowned) ? s.new_zeros(s.sizes())
+                                                                     : s.new_empty(s.sizes());
   };
   return {s.new_empty({call.n_rays, 3}), s.new_empty({call.n_rays}), per_sample(), per_sample()};
 }
@@ -96,7 +96,8 @@ SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
                                  const std::optional<at::Tensor>& grad_rgb,
                                  const std::optional<at::Tensor>& grad_acc,
                                  const std::optional<at::Tensor>& grad_weights,
-                                 const std::optional<at::Tensor>& grad_alpha) {
+                                 const std::optional<at::Tensor>& grad_alpha,
+                                 bool kernels_fill_unowned) {
   const at::Tensor& s = call.sdf;
   SdfGradTensors g;
   g.grad_rgb =
@@ -114,8 +115,7 @@ SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
   };
   check_per_sample(g.grad_weights, "grad_weights");
   check_per_sample(g.grad_alpha, "grad_alpha");
-  // Packed samples that no ray owns (only possible with unchecked offsets) get zero gradients.
-  const bool zero = call.ray_offsets.defined();
+  const bool zero = zero_initialised(call.ray_offsets, kernels_fill_unowned);
   auto make = [&](at::IntArrayRef sizes) { return zero ? s.new_zeros(sizes) : s.new_empty(sizes); };
   g.grad_sdf = make(s.sizes());
   g.grad_cos = make(s.sizes());

@@ -1,7 +1,8 @@
 // The drivers of composite_sdf (NeuS compositing), written once over a launcher
 // (../common/launch.h) and instantiated by sdf_cpu.cpp and sdf_cuda.cu: argument checks,
 // contiguous copies, output allocation, the raw-pointer views that the per-ray scans of sdf.h
-// consume, and the run of those scans over the rays (SdfRays).
+// consume, and the run of those scans over the rays (SdfRays: tiles on CUDA, the CPU's own
+// structure there).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -38,8 +39,9 @@ SdfCall prepare_sdf(const char* op, const at::Tensor& sdf, const at::Tensor& cos
 
 // (rgb [n_rays, 3], acc [n_rays], weights, alpha): weights and alpha are [n_rays, n_total] with
 // a background model, else in the layout of sdf.
+// kernels_fill_unowned: see zero_initialised (tensor_args.h).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_sdf_outputs(
-    const SdfCall& call);
+    const SdfCall& call, bool kernels_fill_unowned);
 
 // Incoming gradients checked against `call` and made contiguous (undefined stays undefined);
 // outgoing ones allocated: grad_sdf, grad_cos like sdf, grad_inv_s [n_rays], grad_rgb like rgb,
@@ -53,7 +55,8 @@ SdfGradTensors prepare_sdf_grads(const char* op, const SdfCall& call,
                                  const std::optional<at::Tensor>& grad_rgb,
                                  const std::optional<at::Tensor>& grad_acc,
                                  const std::optional<at::Tensor>& grad_weights,
-                                 const std::optional<at::Tensor>& grad_alpha);
+                                 const std::optional<at::Tensor>& grad_alpha,
+                                 bool kernels_fill_unowned);
 
 template <typename scalar_t>
 SdfInputs<scalar_t> sdf_inputs(const SdfCall& call) {
@@ -95,33 +98,66 @@ SdfGrads<scalar_t> sdf_grads(SdfGradTensors& g) {
           data_or_null<scalar_t>(g.grad_bg_rgb)};
 }
 
+// The tile functions of sdf.h as functors for Launcher::for_each_tile (launch.h), with the NeuS
+// alpha evaluated on the spot (the backward evaluates it in both sweeps instead of storing
+// per-sample tables).
+template <bool kBackground, typename scalar_t>
+struct SdfForwardTiles {
+  SdfInputs<scalar_t> in;
+  SdfOutputs<scalar_t> out;
+  template <class Tile>
+  FF_HOST_DEVICE void operator()(const Tile& tile, int64_t ray) const {
+    sdf_forward_tile<kBackground>(tile, in, sdf_ray_span(in, ray),
+                                  neus_from_sdf(in, ray, StdExp{}), out, ray);
+  }
+};
+
+template <bool kBackground, typename scalar_t>
+struct SdfBackwardTiles {
+  SdfInputs<scalar_t> in;
+  SdfGrads<scalar_t> grads;
+  scalar_t* scratch;  // one entry per composite sample: T at each chunk's first
+  template <class Tile>
+  FF_HOST_DEVICE void operator()(const Tile& tile, int64_t ray) const {
+    sdf_backward_tile<kBackground>(tile, in, sdf_ray_span(in, ray),
+                                   neus_from_sdf(in, ray, StdExp{}), grads, ray, scratch, 0);
+  }
+};
+
 // How the per-ray scans of sdf.h run over the rays: forward<kBackground>(device_of, in, out) and
 // backward<kBackground>(device_of, in, grads), kBackground == (in.bg_alpha != nullptr). This
-// general form runs one item per ray that evaluates neus_alpha on the spot (the backward
-// recomputes it in both sweeps instead of storing per-sample tables: the CUDA kernel).
-// sdf_cpu.cpp specialises it for CpuLauncher: vectorised bulk passes evaluate the per-sample
-// formulas into in-cache tables around the same serial scans.
+// general form runs a tile of lanes per ray (Launcher::for_each_tile: the CUDA kernel, and the
+// CPU's tile emulation). sdf_cpu.cpp specialises it for CpuLauncher: vectorised bulk passes
+// evaluate the per-sample formulas into in-cache tables around sequential scans.
 template <class Launcher>
 struct SdfRays {
-  // Grain 1: a ray's scan over all of its samples is worth a CPU task of its own.
+  // The tiles write every packed sample, owned or not (zero_unowned).
+  static bool fills_unowned() { return true; }
+
   template <bool kBackground, typename scalar_t>
   static void forward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                       const SdfOutputs<scalar_t>& out) {
-    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
-      sdf_forward_one_ray<kBackground>(in, sdf_ray_span(in, ray), neus_from_sdf(in, ray, StdExp{}),
-                                       out, ray);
-    });
+    Launcher::for_each_tile(device_of, in.n_rays, samples_per_ray(in),
+                            SdfForwardTiles<kBackground, scalar_t>{in, out});
   }
 
   template <bool kBackground, typename scalar_t>
   static void backward(const at::Tensor& device_of, const SdfInputs<scalar_t>& in,
                        const SdfGrads<scalar_t>& grads) {
-    Launcher::for_each(device_of, in.n_rays, 1, [=] FF_HOST_DEVICE(int64_t ray) {
-      // A gradient output indexed like the composite samples doubles as the scratch for T.
-      scalar_t* scratch = kBackground ? grads.grad_bg_alpha : grads.grad_sdf;
-      sdf_backward_one_ray<kBackground>(in, sdf_ray_span(in, ray),
-                                        neus_from_sdf(in, ray, StdExp{}), grads, ray, scratch, 0);
-    });
+    // A buffer of its own for T (not an output, which overlapping rays of unchecked invalid
+    // offsets would write meanwhile); only each chunk's first entry is touched.
+    const int64_t composite = kBackground ? in.n_rays * in.n_total : in.n_samples;
+    at::Tensor scratch = device_of.new_empty({composite});
+    Launcher::for_each_tile(
+        device_of, in.n_rays, samples_per_ray(in),
+        SdfBackwardTiles<kBackground, scalar_t>{in, grads, scratch.data_ptr<scalar_t>()});
+  }
+
+ private:
+  template <typename scalar_t>
+  static int64_t samples_per_ray(const SdfInputs<scalar_t>& in) {
+    if (in.n_rays == 0) return 0;
+    return in.bg_alpha != nullptr ? in.n_total : in.n_samples / in.n_rays;
   }
 };
 
@@ -136,7 +172,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_sdf_fwd_dri
     const std::optional<at::Tensor>& bg_rgb, const std::optional<at::Tensor>& ray_offsets) {
   const SdfCall call = prepare_sdf("composite_sdf", sdf, cos, dists, inv_s, rgb,
                                    cos_anneal_ratio, inside, bg_alpha, bg_rgb, ray_offsets);
-  auto [out_rgb, acc, weights, alpha] = allocate_sdf_outputs(call);
+  auto [out_rgb, acc, weights, alpha] =
+      allocate_sdf_outputs(call, SdfRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_fwd", [&] {
     const auto in = sdf_inputs<scalar_t>(call);
     const auto out = sdf_outputs<scalar_t>(out_rgb, acc, weights, alpha);
@@ -164,7 +201,8 @@ composite_sdf_bwd_driver(const std::optional<at::Tensor>& grad_rgb,
   const char* op = "composite_sdf_bwd";
   const SdfCall call = prepare_sdf(op, sdf, cos, dists, inv_s, rgb, cos_anneal_ratio, inside,
                                    bg_alpha, bg_rgb, ray_offsets);
-  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha);
+  SdfGradTensors g = prepare_sdf_grads(op, call, grad_rgb, grad_acc, grad_weights, grad_alpha,
+                                       SdfRays<Launcher>::fills_unowned());
   AT_DISPATCH_FLOATING_TYPES(sdf.scalar_type(), "composite_sdf_bwd", [&] {
     const auto in = sdf_inputs<scalar_t>(call);
     const auto grads = sdf_grads<scalar_t>(g);

@@ -4,7 +4,7 @@
 // sample_pdf (nerf-pytorch), for the n_bins weights w of a ray, its bin edges b[0..n_bins] and
 // ascending quantiles u:
 //
-//   pdf_i = (w_i + 1e-5) / sum_k (w_k + 1e-5),   cdf_0 = 0,   cdf_{i+1} = cdf_i + pdf_i
+//   pdf_i = (w_i + 1e-5) / sum_k (w_k + 1e-5),   cdf_0 = 0,   cdf_{i+1} = min(cdf_i + pdf_i, 1)
 //   j = #{k : cdf_k <= u}                                       (searchsorted, right side)
 //   lo = max(j - 1, 0),  hi = min(j, n_bins),  denom = cdf_hi - cdf_lo, 1 where < 1e-5
 //   sample = b_lo + (u - cdf_lo) / denom * (b_hi - b_lo)
@@ -18,7 +18,20 @@
 // Rounding follows the reference: pdf in the input dtype; the CDF accumulated in double and
 // rounded to the input dtype after each bin, as torch.cumsum does on CPU; the normaliser
 // accumulated in double and rounded once (torch.sum's float32 cascade can differ from it by an
-// ulp, see fastfield/ops/pdf.py for what that means at the 1e-5 threshold).
+// ulp, see fastfield/ops/pdf.py for what that means at the 1e-5 threshold). The CDF is capped at
+// 1, its exact total: a sum that rounds above 1 would otherwise keep u = 1 inside the CDF, and
+// where the last bins are (almost) empty, their steps under 1e-5 (denominator 1) would put that
+// sample at the bottom of one of them. Capped, u = 1 is past the end of the CDF and gives the
+// last bin edge, as nerf-pytorch's searchsorted does whenever its CDF ends at or below 1.
+//
+// The CUDA kernels (and the CPU's tile emulation) compute the same CDF with a tile of lanes per
+// ray (tile.h): the normaliser as per-lane double sums added up at the end, the CDF by a double
+// prefix scan of the chunk's pdf values plus the carried sum, into a table [n_bins + 1]; then each
+// lane inverts its quantiles by binary search in that table (invert_cdf_table: j is the same
+// count as the walk's, so any quantile order works). A double sum of float32 pdf values is exact
+// in any order as long as no value is below 2^-29 of the total (sum of weights under ~5000), so
+// for float32 the tiles' CDF is the walk's bit for bit; float64 may differ in the last bit. The
+// NeuS transmittance is a double product scan per chunk, carried multiplicatively.
 //
 // The walk takes its weights from a weight source: StoredWeights reads them (sample_pdf),
 // NeusWeights computes them from the SDF on the fly (neus_upsample, NeuS `up_sample`):
@@ -39,6 +52,7 @@
 
 #include "../common/host_device.h"
 #include "../common/math.h"
+#include "../common/tile.h"
 
 namespace fastfield {
 
@@ -141,11 +155,23 @@ FF_HOST_DEVICE FF_INLINE scalar_t pdf_normaliser(Source& weights, int64_t n_bins
   return static_cast<scalar_t>(total);
 }
 
+// pdf_i as the CDF sums it.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE double pdf_step(scalar_t w, scalar_t norm) {
+  return static_cast<double>(padded_weight(w) / norm);
+}
+
+// A CDF entry from the double sum behind it: rounded to scalar_t, capped at 1 (NaN stays).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t cdf_entry(double running) {
+  return minimum_keep_nan(static_cast<scalar_t>(running), scalar_t(1));
+}
+
 // One CDF entry: cdf_{i+1} from the double sum behind cdf_i and the weight w_i of bin i.
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE scalar_t next_cdf(double& running, scalar_t w, scalar_t norm) {
-  running += static_cast<double>(padded_weight(w) / norm);
-  return static_cast<scalar_t>(running);
+  running += pdf_step(w, norm);
+  return cdf_entry<scalar_t>(running);
 }
 
 // The sample of quantile q between the CDF entries lo and hi (lo == hi at either end):
@@ -284,18 +310,20 @@ struct MergeArgs {
 };
 
 // Whatever the input order, index is a permutation of 0 .. na + nb - 1 and merged = cat[index]:
-// the loop counts are fixed and every read is in bounds.
+// the loop counts are fixed and every read is in bounds. Starts with a[i_from] and b[j_from]
+// next (the earlier outputs written), so that the tile merge can hand a row over to it.
 // The row lengths are copied into locals: the int64 index stores could alias m's fields, which
 // would otherwise be reloaded after every store.
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void merge_sorted_one_ray(const MergeArgs<scalar_t>& m, int64_t ray) {
+FF_HOST_DEVICE FF_INLINE void merge_walk(const MergeArgs<scalar_t>& m, int64_t ray,
+                                         int64_t i_from, int64_t j_from) {
   const int64_t na = m.na, nb = m.nb;
   const scalar_t* __restrict__ a = m.a + ray * na;
   const scalar_t* __restrict__ b = m.b + ray * nb;
   scalar_t* __restrict__ merged = m.merged + ray * (na + nb);
   int64_t* __restrict__ index = m.index + ray * (na + nb);
-  int64_t j = 0, k = 0;
-  for (int64_t i = 0; i < na; ++i) {
+  int64_t j = j_from, k = i_from + j_from;
+  for (int64_t i = i_from; i < na; ++i) {
     const scalar_t ai = a[i];
     for (; j < nb && sorts_before(b[j], ai); ++j, ++k) {
       merged[k] = b[j];
@@ -307,6 +335,201 @@ FF_HOST_DEVICE FF_INLINE void merge_sorted_one_ray(const MergeArgs<scalar_t>& m,
   for (; j < nb; ++j, ++k) {
     merged[k] = b[j];
     index[k] = na + j;
+  }
+}
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void merge_sorted_one_ray(const MergeArgs<scalar_t>& m, int64_t ray) {
+  merge_walk(m, ray, 0, 0);
+}
+
+// ------------------------------------------------------------------------------ tiles
+// A tile of lanes per ray (tile.h): the CUDA kernels, and the CPU's tile emulation.
+
+// The sample of quantile q from a ray's CDF table cdf[0 .. n_bins] (ascending): j =
+// #{k : cdf_k <= q} by binary search, then the walk's interpolation. Any q (unsorted, NaN)
+// gets the walk's sample; a CDF that descends (negative weights) gets some in-bounds j.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t invert_cdf_table(const scalar_t* __restrict__ cdf,
+                                                   const scalar_t* __restrict__ bins,
+                                                   int64_t n_bins, scalar_t q) {
+  int64_t j = 0, count = n_bins + 1;
+  while (count > 0) {
+    const int64_t half = count / 2;
+    if (cdf[j + half] <= q) {
+      j += half + 1;
+      count -= half + 1;
+    } else {
+      count = half;
+    }
+  }
+  const int64_t lo = j > 0 ? j - 1 : 0, hi = j < n_bins ? j : n_bins;
+  return interpolate_in_bin(q, cdf[lo], bin_denominator(cdf[hi], cdf[lo]), bins[lo],
+                            bins[hi] - bins[lo]);
+}
+
+// The normaliser of weight(k), k < n_bins: per-lane double sums, added up at the end.
+template <typename scalar_t, class Tile, typename Weight>
+FF_HOST_DEVICE FF_INLINE scalar_t pdf_normaliser_tile(const Tile& tile, const Weight& weight,
+                                                      int64_t n_bins) {
+  auto total = tile.map([](int) { return 0.0; });
+  for (int64_t first = 0; first < n_bins; first += Tile::kWidth) {
+    tile.each([&](int l) {
+      const int64_t k = first + l;
+      if (k < n_bins) total[l] += static_cast<double>(padded_weight(weight(k)));
+    });
+  }
+  return static_cast<scalar_t>(tile.reduce(total, tile::Add{}));
+}
+
+// The CDF table cdf[0 .. n_bins] of weight(k) with normaliser norm. weight(k) may read
+// table[k + 1]: each lane reads it before it writes it.
+template <typename scalar_t, class Tile, typename Weight>
+FF_HOST_DEVICE FF_INLINE void cdf_table_tile(const Tile& tile, const Weight& weight,
+                                             int64_t n_bins, scalar_t norm,
+                                             scalar_t* __restrict__ table) {
+  constexpr int W = Tile::kWidth;
+  tile.leader([&] { table[0] = scalar_t(0); });
+  double carried = 0;  // the double sum behind cdf[first]
+  for (int64_t first = 0; first < n_bins; first += W) {
+    const auto running = tile.inclusive_scan(tile.map([&](int l) {
+      const int64_t k = first + l;
+      return k < n_bins ? pdf_step(weight(k), norm) : 0.0;
+    }), tile::Add{});
+    tile.each([&](int l) {
+      const int64_t k = first + l;
+      if (k < n_bins) table[k + 1] = cdf_entry<scalar_t>(carried + running[l]);
+    });
+    carried += tile.broadcast(running, W - 1);
+  }
+}
+
+// The samples of quantiles u[0 .. n_samples) from a complete CDF table, one per lane.
+template <typename scalar_t, class Tile>
+FF_HOST_DEVICE FF_INLINE void invert_cdf_tile(const Tile& tile, const scalar_t* cdf,
+                                              const scalar_t* bins, int64_t n_bins,
+                                              const scalar_t* u, int64_t n_samples,
+                                              scalar_t* out) {
+  for (int64_t first = 0; first < n_samples; first += Tile::kWidth) {
+    tile.each([&](int l) {
+      const int64_t s = first + l;
+      if (s < n_samples) out[s] = invert_cdf_table(cdf, bins, n_bins, u[s]);
+    });
+  }
+}
+
+// sample_pdf of one ray; table [n_bins + 1] is this ray's scratch for its CDF.
+template <typename scalar_t, class Tile>
+FF_HOST_DEVICE FF_INLINE void sample_pdf_tile(const Tile& tile, const PdfArgs<scalar_t>& a,
+                                              int64_t ray, scalar_t* table) {
+  const scalar_t* __restrict__ w = a.weights + ray * a.n_bins;
+  const auto weight = [&](int64_t k) { return w[k]; };
+  const scalar_t norm = pdf_normaliser_tile<scalar_t>(tile, weight, a.n_bins);
+  cdf_table_tile(tile, weight, a.n_bins, norm, table);
+  tile.sync();
+  invert_cdf_tile(tile, table, a.bins + ray * (a.n_bins + 1), a.n_bins, a.u + ray * a.u_stride,
+                  a.n_samples, a.out + ray * a.n_samples);
+}
+
+// The NeuS weights w_k = alpha_k T_k of one ray's n_sections sections into w[k], T by a double
+// product scan per chunk carried multiplicatively (NeusWeights' arithmetic); returns their
+// normaliser (pdf_normaliser's, from the same per-lane sums as pdf_normaliser_tile).
+template <typename scalar_t, class Tile, typename Alpha>
+FF_HOST_DEVICE FF_INLINE scalar_t neus_weights_tile(const Tile& tile, const Alpha& alpha,
+                                                    int64_t n_sections, scalar_t* __restrict__ w) {
+  constexpr int W = Tile::kWidth;
+  auto total = tile.map([](int) { return 0.0; });
+  double carried = 1;  // T of the chunk's first section
+  for (int64_t first = 0; first < n_sections; first += W) {
+    const auto a = tile.map([&](int l) {
+      const int64_t k = first + l;
+      return k < n_sections ? alpha(k) : scalar_t(0);
+    });
+    const auto through = tile.inclusive_scan(tile.map([&](int l) {
+      return first + l < n_sections ? static_cast<double>(scalar_t(1) - a[l] + scalar_t(1e-7))
+                                    : 1.0;
+    }), tile::Multiply{});
+    const auto before = tile.shift_up(through, 1, 1.0);
+    tile.each([&](int l) {
+      const int64_t k = first + l;
+      if (k >= n_sections) return;
+      w[k] = a[l] * static_cast<scalar_t>(carried * before[l]);
+      total[l] += static_cast<double>(padded_weight(w[k]));
+    });
+    carried *= tile.broadcast(through, W - 1);
+  }
+  return static_cast<scalar_t>(tile.reduce(total, tile::Add{}));
+}
+
+// neus_upsample of one ray; table [n] is this ray's scratch: the weights in table[1 ..], then
+// the CDF over them.
+template <typename scalar_t, class Tile, typename Alpha>
+FF_HOST_DEVICE FF_INLINE void neus_upsample_tile(const Tile& tile, const NeusArgs<scalar_t>& a,
+                                                 const Alpha& alpha, int64_t ray,
+                                                 scalar_t* table) {
+  const int64_t n_sections = a.n - 1;
+  const scalar_t norm = neus_weights_tile(tile, alpha, n_sections, table + 1);
+  cdf_table_tile(tile, [&](int64_t k) { return table[k + 1]; }, n_sections, norm, table);
+  tile.sync();
+  invert_cdf_tile(tile, table, a.t + ray * a.n, n_sections, a.u + ray * a.u_stride, a.n_new,
+                  a.out + ray * a.n_new);
+}
+
+// merge_sorted of one ray by a tile: kWidth outputs per step, from the next kWidth values of a
+// and of b. Each lane ranks its a value among the b window (b strictly before it) and its b
+// value among the a window (a before or tied), by binary search over the other window; the
+// ranks plus the lane give merge positions, and those under kWidth are this step's outputs. The
+// windows must ascend (with the values before them): a step that finds a descent (unchecked
+// unsorted input) hands the rest of the row to merge_walk, so the result is the walk's for any
+// input, a permutation.
+template <typename scalar_t, class Tile>
+FF_HOST_DEVICE FF_INLINE void merge_sorted_tile(const Tile& tile, const MergeArgs<scalar_t>& m,
+                                                int64_t ray) {
+  constexpr int W = Tile::kWidth;
+  const int64_t na = m.na, nb = m.nb;
+  const scalar_t* __restrict__ a = m.a + ray * na;
+  const scalar_t* __restrict__ b = m.b + ray * nb;
+  scalar_t* __restrict__ merged = m.merged + ray * (na + nb);
+  int64_t* __restrict__ index = m.index + ray * (na + nb);
+  int64_t i = 0, j = 0;  // the next a and b values to merge
+  while (i < na || j < nb) {
+    const int valid_a = static_cast<int>(na - i < W ? na - i : W);
+    const int valid_b = static_cast<int>(nb - j < W ? nb - j : W);
+    const auto av = tile.map([&](int l) { return l < valid_a ? a[i + l] : scalar_t(0); });
+    const auto bv = tile.map([&](int l) { return l < valid_b ? b[j + l] : scalar_t(0); });
+    const bool descends = tile.any(tile.map([&](int l) {
+      const bool in_a = l < valid_a && i + l >= 1 && sorts_before(av[l], a[i + l - 1]);
+      const bool in_b = l < valid_b && j + l >= 1 && sorts_before(bv[l], b[j + l - 1]);
+      return in_a || in_b;
+    }));
+    if (descends) {
+      tile.leader([&] { merge_walk(m, ray, i, j); });
+      return;
+    }
+    const auto rank_a = tile::count_before(tile, bv, valid_b, av, [](scalar_t b_value,
+                                                                      scalar_t a_value) {
+      return sorts_before(b_value, a_value);
+    });
+    const auto rank_b = tile::count_before(tile, av, valid_a, bv, [](scalar_t a_value,
+                                                                      scalar_t b_value) {
+      return !sorts_before(b_value, a_value);
+    });
+    const int64_t k = i + j;
+    tile.each([&](int l) {
+      const int pos_a = l + rank_a[l], pos_b = l + rank_b[l];
+      if (l < valid_a && pos_a < W) {
+        merged[k + pos_a] = av[l];
+        index[k + pos_a] = i + l;
+      }
+      if (l < valid_b && pos_b < W) {
+        merged[k + pos_b] = bv[l];
+        index[k + pos_b] = na + j + l;
+      }
+    });
+    const int from_a = tile.count(tile.map([&](int l) { return l < valid_a && l + rank_a[l] < W; }));
+    const int64_t step = valid_a + valid_b < W ? valid_a + valid_b : W;
+    i += from_a;
+    j += step - from_a;
   }
 }
 

@@ -1,7 +1,9 @@
 // CPU kernels of the pdf family: the drivers of pdf_host.h on the CPU launcher. sample_pdf
 // inverts the CDF from per-ray tables in AVX-512 passes where the CPU has them
 // (invert_cdf_cpu.h) and walks otherwise; neus_upsample first fills a ray's section alphas in a
-// vectorised bulk pass (the sigmoids dominate), then walks over them.
+// vectorised bulk pass (the sigmoids dominate), then walks over them; merge_sorted walks. With
+// the tile emulation switched on (tests), the CUDA kernels' tile code runs instead
+// (tile_cpu.h).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -9,6 +11,7 @@
 
 #include "../common/cpu_launch.h"
 #include "../common/fast_exp_cpu.h"
+#include "../common/tile_cpu.h"
 #include "invert_cdf_cpu.h"
 #include "pdf_host.h"
 
@@ -29,6 +32,10 @@ template <>
 struct SamplePdfRays<CpuLauncher> {
   template <typename scalar_t>
   static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated(
+          [&] { SamplePdfRays<CpuTileLauncher>::run(device_of, args, grain); });
+    }
 #ifdef FF_TABLE_INVERSION
     if (cpu::table_inversion_supported() && args.n_bins <= cpu::kMaxTableBins) {
       const bool u_ascending =
@@ -39,15 +46,19 @@ struct SamplePdfRays<CpuLauncher> {
       return;
     }
 #endif
-    walk_sample_pdf_rays<CpuLauncher>(device_of, args, grain);
+    CpuLauncher::for_each(device_of, args.n_rays, grain,
+                          [=](int64_t ray) { sample_pdf_one_ray(args, ray); });
   }
 };
 
 template <>
 struct NeusUpsampleRays<CpuLauncher> {
   template <typename scalar_t>
-  static void run(const at::Tensor& /*device_of*/, const NeusArgs<scalar_t>& args,
-                  int64_t grain) {
+  static void run(const at::Tensor& device_of, const NeusArgs<scalar_t>& args, int64_t grain) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated(
+          [&] { NeusUpsampleRays<CpuTileLauncher>::run(device_of, args, grain); });
+    }
     const int64_t n_sections = args.n - 1;
     cpu::parallel_for(0, args.n_rays, grain, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> alpha(static_cast<size_t>(n_sections));
@@ -56,6 +67,18 @@ struct NeusUpsampleRays<CpuLauncher> {
         neus_upsample_one_ray(args, AlphaTable<scalar_t>{alpha.data()}, ray);
       }
     });
+  }
+};
+
+template <>
+struct MergeRays<CpuLauncher> {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const MergeArgs<scalar_t>& args, int64_t grain) {
+    if (cpu::tile_emulation_width() != 0) {
+      return cpu::run_emulated([&] { MergeRays<CpuTileLauncher>::run(device_of, args, grain); });
+    }
+    CpuLauncher::for_each(device_of, args.n_rays, grain,
+                          [=](int64_t ray) { merge_sorted_one_ray(args, ray); });
   }
 };
 

@@ -1,7 +1,7 @@
 // The drivers of the pdf family, written once over a launcher (../common/launch.h) and
 // instantiated by pdf_cpu.cpp and pdf_cuda.cu: argument checks, contiguous copies, output
-// allocation, the raw-pointer views that the per-ray functions of pdf.h consume, and one launch
-// of such a function per ray.
+// allocation, the raw-pointer views that the per-ray functions of pdf.h consume, and the run of
+// those functions over the rays (tiles on CUDA, the CPU's own structure there).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -71,26 +71,78 @@ NeusArgs<scalar_t> neus_args(NeusCall& c) {
 // Walk steps per CPU task: enough that a thread's start-up cost stays small.
 constexpr int64_t kStepsPerTask = 8192;
 
-// How sample_pdf runs its rays: run(device_of, args, grain) writes args.out. This general form
-// walks each ray (the CUDA kernel); pdf_cpu.cpp specialises it for CpuLauncher with the
-// table-based inversion of invert_cdf_cpu.h, which computes the same samples.
-template <class Launcher, typename scalar_t>
-void walk_sample_pdf_rays(const at::Tensor& device_of, const PdfArgs<scalar_t>& args,
-                          int64_t grain) {
-  Launcher::for_each(device_of, args.n_rays, grain,
-                     [=] FF_HOST_DEVICE(int64_t ray) { sample_pdf_one_ray(args, ray); });
-}
+// The tile functions of pdf.h as functors for Launcher::for_each_tile (launch.h). The inverse
+// CDF tiles get a scratch table of [n_bins + 1] entries per ray.
+template <typename scalar_t>
+struct SamplePdfTiles {
+  PdfArgs<scalar_t> args;
+  scalar_t* tables;  // [n_rays, n_bins + 1]
+  template <class Tile>
+  FF_HOST_DEVICE void operator()(const Tile& tile, int64_t ray) const {
+    sample_pdf_tile(tile, args, ray, tables + ray * (args.n_bins + 1));
+  }
+};
 
+template <typename scalar_t>
+struct NeusUpsampleTiles {
+  NeusArgs<scalar_t> args;
+  scalar_t* tables;  // [n_rays, n]
+  template <class Tile>
+  FF_HOST_DEVICE void operator()(const Tile& tile, int64_t ray) const {
+    neus_upsample_tile(tile, args, neus_sections(args, ray, StdExp{}), ray,
+                       tables + ray * args.n);
+  }
+};
+
+template <typename scalar_t>
+struct MergeTiles {
+  MergeArgs<scalar_t> args;
+  template <class Tile>
+  FF_HOST_DEVICE void operator()(const Tile& tile, int64_t ray) const {
+    merge_sorted_tile(tile, args, ray);
+  }
+};
+
+// How each op of the family runs its rays: run(device_of, args, grain) writes the outputs in
+// args. These general forms run a tile of lanes per ray (Launcher::for_each_tile: the CUDA
+// kernels, and the CPU's tile emulation; `grain` is a CPU matter). pdf_cpu.cpp specialises them
+// for CpuLauncher: sample_pdf inverts from per-ray tables in AVX-512 passes or walks,
+// neus_upsample fills each ray's alphas in a vectorised bulk pass and walks over them,
+// merge_sorted walks.
 template <class Launcher>
 struct SamplePdfRays {
   template <typename scalar_t>
-  static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t grain) {
-    walk_sample_pdf_rays<Launcher>(device_of, args, grain);
+  static void run(const at::Tensor& device_of, const PdfArgs<scalar_t>& args, int64_t /*grain*/) {
+    at::Tensor tables = device_of.new_empty({args.n_rays, args.n_bins + 1});
+    Launcher::for_each_tile(device_of, args.n_rays, args.n_bins + args.n_samples,
+                            SamplePdfTiles<scalar_t>{args, tables.data_ptr<scalar_t>()});
+  }
+};
+
+template <class Launcher>
+struct NeusUpsampleRays {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const NeusArgs<scalar_t>& args, int64_t /*grain*/) {
+    at::Tensor tables = device_of.new_empty({args.n_rays, args.n});
+    Launcher::for_each_tile(device_of, args.n_rays, args.n + args.n_new,
+                            NeusUpsampleTiles<scalar_t>{args, tables.data_ptr<scalar_t>()});
+  }
+};
+
+template <class Launcher>
+struct MergeRays {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const MergeArgs<scalar_t>& args, int64_t /*grain*/) {
+    Launcher::for_each_tile(device_of, args.n_rays, args.na + args.nb, MergeTiles<scalar_t>{args});
   }
 };
 
 template <>
 struct SamplePdfRays<CpuLauncher>;  // pdf_cpu.cpp
+template <>
+struct NeusUpsampleRays<CpuLauncher>;  // pdf_cpu.cpp
+template <>
+struct MergeRays<CpuLauncher>;  // pdf_cpu.cpp
 
 template <class Launcher>
 at::Tensor sample_pdf_driver(const at::Tensor& bins, const at::Tensor& weights,
@@ -107,29 +159,11 @@ template <class Launcher>
 std::tuple<at::Tensor, at::Tensor> merge_sorted_driver(const at::Tensor& a, const at::Tensor& b) {
   MergeCall call = prepare_merge_sorted(a, b);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "merge_sorted", [&] {
-    const auto args = merge_args<scalar_t>(call);
-    Launcher::for_each(a, call.n_rays, items_per_task(call.na + call.nb, kStepsPerTask),
-                       [=] FF_HOST_DEVICE(int64_t ray) { merge_sorted_one_ray(args, ray); });
+    MergeRays<Launcher>::run(a, merge_args<scalar_t>(call),
+                             items_per_task(call.na + call.nb, kStepsPerTask));
   });
   return {call.merged, call.index};
 }
-
-// How neus_upsample runs its rays: run(device_of, args, grain) writes args.out. This general
-// form runs one item per ray that evaluates its section alphas on the spot as it walks (the
-// CUDA kernel). pdf_cpu.cpp specialises it for CpuLauncher: a vectorised bulk pass fills each
-// ray's alphas first, then the same walk reads them.
-template <class Launcher>
-struct NeusUpsampleRays {
-  template <typename scalar_t>
-  static void run(const at::Tensor& device_of, const NeusArgs<scalar_t>& args, int64_t grain) {
-    Launcher::for_each(device_of, args.n_rays, grain, [=] FF_HOST_DEVICE(int64_t ray) {
-      neus_upsample_one_ray(args, neus_sections(args, ray, StdExp{}), ray);
-    });
-  }
-};
-
-template <>
-struct NeusUpsampleRays<CpuLauncher>;  // pdf_cpu.cpp
 
 template <class Launcher>
 at::Tensor neus_upsample_driver(const at::Tensor& rays_o, const at::Tensor& rays_d,

@@ -50,35 +50,43 @@ struct DisparityGrid {
   }
 };
 
-// The samples of one ray. Every sample is computed from its own index (the bin edges re-evaluate
-// the neighbouring grid values, which come out bitwise equal), so the loops carry no dependency
-// and the CPU driver's compiler vectorises them. Sample indices are int: n <= INT32_MAX.
+// Sample i of a ray's n. Every sample is computed from its own index (the bin edges re-evaluate
+// the neighbouring grid values, which come out bitwise equal), so loops over it carry no
+// dependency and vectorise (CPU), and a thread per sample computes it alone (CUDA). u_i is the
+// sample's jitter (per sample only), shift the ray's (per ray; 0 otherwise).
+template <typename scalar_t, typename Grid>
+FF_HOST_DEVICE FF_INLINE scalar_t stratified_sample(const Grid& grid, int n, Jitter jitter,
+                                                    scalar_t u_i, scalar_t shift, int i) {
+  const scalar_t here = grid(i);
+  if (jitter != Jitter::kPerSample) return here + shift;
+  // The first bin starts at t_0, the last ends at t_{n-1}.
+  const scalar_t lower = i == 0 ? here : scalar_t(0.5) * (grid(i - 1) + here);
+  const scalar_t upper = i == n - 1 ? here : scalar_t(0.5) * (here + grid(i + 1));
+  return lower + (upper - lower) * u_i;
+}
+
 template <typename scalar_t, typename Grid>
 FF_HOST_DEVICE FF_INLINE void stratify(const Grid& grid, int n, Jitter jitter,
                                        const scalar_t* __restrict__ u,  // [n] (per sample)
                                        scalar_t shift,                  // per ray
                                        scalar_t* __restrict__ t) {      // [n]
   if (jitter == Jitter::kPerSample) {
-    const auto sample = [&](int i, scalar_t lower, scalar_t upper) {
-      t[i] = lower + (upper - lower) * u[i];
-    };
-    for (int i = 0; i < n; ++i) {
-      const scalar_t here = grid(i);
-      sample(i, scalar_t(0.5) * (grid(i - 1) + here), scalar_t(0.5) * (here + grid(i + 1)));
-    }
-    // The first bin starts at t_0, the last ends at t_{n-1} (overwriting the loop's values).
-    const scalar_t first = grid(0), last = grid(n - 1);
-    sample(0, first, n > 1 ? scalar_t(0.5) * (first + grid(1)) : first);
-    if (n > 1) sample(n - 1, scalar_t(0.5) * (grid(n - 2) + last), last);
+    for (int i = 0; i < n; ++i) t[i] = stratified_sample(grid, n, jitter, u[i], shift, i);
   } else {
-    for (int i = 0; i < n; ++i) t[i] = grid(i) + shift;
+    for (int i = 0; i < n; ++i) t[i] = stratified_sample(grid, n, jitter, scalar_t(0), shift, i);
   }
 }
 
+// The constants of one ray: its bounds, the grid step, its shift and its jitter row.
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void stratified_one_ray(const StratifiedInputs<scalar_t>& in,
-                                                 scalar_t* t,  // [n_rays, n_samples]
-                                                 int64_t ray) {
+struct RaySpacing {
+  scalar_t near, far, step, shift;
+  const scalar_t* u;  // [n] (per sample) or nullptr
+};
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE RaySpacing<scalar_t> ray_spacing(const StratifiedInputs<scalar_t>& in,
+                                                          int64_t ray) {
   const int n = static_cast<int>(in.n_samples);
   const scalar_t near = in.near[ray], far = in.far[ray];
   const scalar_t step = n > 1 ? scalar_t(1) / static_cast<scalar_t>(n - 1) : scalar_t(0);
@@ -86,13 +94,40 @@ FF_HOST_DEVICE FF_INLINE void stratified_one_ray(const StratifiedInputs<scalar_t
   const scalar_t shift = in.jitter == Jitter::kPerRay
                              ? (in.u[ray] - scalar_t(0.5)) * (far - near) / static_cast<scalar_t>(n)
                              : scalar_t(0);
+  return {near, far, step, shift, u};
+}
+
+// The samples of one ray (the CPU: loops that vectorise).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void stratified_one_ray(const StratifiedInputs<scalar_t>& in,
+                                                 scalar_t* t,  // [n_rays, n_samples]
+                                                 int64_t ray) {
+  const int n = static_cast<int>(in.n_samples);
+  const RaySpacing<scalar_t> r = ray_spacing(in, ray);
   scalar_t* out = t + ray * n;
   if (in.lindisp) {
-    stratify(DisparityGrid<scalar_t>{scalar_t(1) / near, scalar_t(1) / far, step}, n, in.jitter,
-             u, shift, out);
+    stratify(DisparityGrid<scalar_t>{scalar_t(1) / r.near, scalar_t(1) / r.far, r.step}, n,
+             in.jitter, r.u, r.shift, out);
   } else {
-    stratify(DepthGrid<scalar_t>{near, far, step}, n, in.jitter, u, shift, out);
+    stratify(DepthGrid<scalar_t>{r.near, r.far, r.step}, n, in.jitter, r.u, r.shift, out);
   }
+}
+
+// Sample i of ray `ray` alone (CUDA: a thread per sample, so consecutive threads write
+// consecutive samples).
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t stratified_sample_of(const StratifiedInputs<scalar_t>& in,
+                                                       int64_t ray, int i) {
+  const int n = static_cast<int>(in.n_samples);
+  const RaySpacing<scalar_t> r = ray_spacing(in, ray);
+  const scalar_t u_i = r.u != nullptr ? r.u[i] : scalar_t(0);
+  if (in.lindisp) {
+    return stratified_sample(
+        DisparityGrid<scalar_t>{scalar_t(1) / r.near, scalar_t(1) / r.far, r.step}, n, in.jitter,
+        u_i, r.shift, i);
+  }
+  return stratified_sample(DepthGrid<scalar_t>{r.near, r.far, r.step}, n, in.jitter, u_i,
+                           r.shift, i);
 }
 
 }  // namespace fastfield

@@ -1,5 +1,5 @@
 // CUDA kernel of stratified_samples: the driver of stratified_host.h on the CUDA launcher (one
-// thread per ray).
+// thread per sample).
 #include <torch/library.h>
 
 #include "../common/cuda_launch.h"

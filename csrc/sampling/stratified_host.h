@@ -47,7 +47,25 @@ StratifiedInputs<scalar_t> stratified_inputs(const StratifiedCall& call) {
 // Samples per CPU task: enough work to pay for waking a second thread.
 constexpr int64_t kSamplesPerTask = 32768;
 
-// The per-ray loops of stratified.h vectorise: the CPU runs them through for_each_vectorised.
+// How the samples are computed: run(device_of, in, out, grain). This general form runs one item
+// per sample (the CUDA kernel: consecutive threads write consecutive samples); the CPU runs one
+// item per ray whose loops vectorise (stratified_cpu.cpp).
+template <class Launcher>
+struct StratifiedRays {
+  template <typename scalar_t>
+  static void run(const at::Tensor& device_of, const StratifiedInputs<scalar_t>& in,
+                  scalar_t* out,  // [n_rays, n_samples]
+                  int64_t /*grain*/) {
+    const int64_t n = in.n_samples;
+    Launcher::for_each(device_of, in.n_rays * n, 1, [=] FF_HOST_DEVICE(int64_t k) {
+      out[k] = stratified_sample_of(in, k / n, static_cast<int>(k % n));
+    });
+  }
+};
+
+template <>
+struct StratifiedRays<CpuLauncher>;  // stratified_cpu.cpp
+
 template <class Launcher>
 at::Tensor stratified_samples_driver(const at::Tensor& near, const at::Tensor& far,
                                      const std::optional<at::Tensor>& u, int64_t n_samples,
@@ -55,12 +73,8 @@ at::Tensor stratified_samples_driver(const at::Tensor& near, const at::Tensor& f
   const StratifiedCall call = prepare_stratified(near, far, u, n_samples, lindisp, jitter);
   at::Tensor t = allocate_stratified(call);
   AT_DISPATCH_FLOATING_TYPES(near.scalar_type(), "stratified_samples", [&] {
-    const auto in = stratified_inputs<scalar_t>(call);
-    scalar_t* out = t.data_ptr<scalar_t>();  // [n_rays, n_samples]
-    const int64_t grain = items_per_task(call.n_samples, kSamplesPerTask);
-    Launcher::for_each_vectorised(near, call.n_rays, grain, [=] FF_HOST_DEVICE(int64_t ray) {
-      stratified_one_ray(in, out, ray);
-    });
+    StratifiedRays<Launcher>::run(near, stratified_inputs<scalar_t>(call), t.data_ptr<scalar_t>(),
+                                  items_per_task(call.n_samples, kSamplesPerTask));
   });
   return t;
 }

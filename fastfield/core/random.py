@@ -2,6 +2,11 @@
 and ``fastfield.reference`` compute the same function of the same tensors: randomness enters
 the kernels as a tensor argument (``u``), never drawn inside them, so CPU, CUDA and reference
 agree to rounding for one generator state.
+
+A ``torch.Generator`` may live on another device than the tensors it draws for (a CPU generator
+for CUDA rays, or the reverse): the values are drawn on the generator's device, as that
+generator's sequence defines them, and then moved to the tensors' device. The same seed thus
+gives the same values whatever device the tensors are on.
 """
 from typing import Optional, Union
 
@@ -9,9 +14,18 @@ import torch
 from torch import Tensor
 
 
+def draw_device(generator: Optional[torch.Generator], device) -> torch.device:
+    """Where a draw for tensors on ``device`` happens: on ``generator``'s device when there is
+    one (torch's random functions only take a generator of the device they draw on)."""
+    return torch.device(device) if generator is None else generator.device
+
+
 def uniform(shape, like: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """U[0, 1) of ``shape`` with the dtype and device of ``like``."""
-    return torch.rand(shape, generator=generator, dtype=like.dtype, device=like.device)
+    """U[0, 1) of ``shape`` with the dtype and device of ``like``, drawn on ``generator``'s
+    device and moved (see the module docstring)."""
+    u = torch.rand(shape, generator=generator, dtype=like.dtype,
+                   device=draw_device(generator, like.device))
+    return u.to(like.device)
 
 
 def sorted_uniform(n_rays: int, n: int, like: Tensor,

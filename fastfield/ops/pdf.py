@@ -25,12 +25,14 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
     """Draw samples from the piecewise-constant PDF of ``weights`` over ``bins`` by inverting
     its CDF (nerf-pytorch ``sample_pdf``, NeuS ``sample_pdf``).
 
-    pdf = (weights + 1e-5) / sum, cdf = [0, cumsum(pdf)]; each quantile q finds its bin by a
-    right-side search of the CDF and is interpolated linearly inside it, with a CDF step
-    below 1e-5 taken as 1 (as in the references). O(n_bins + n_samples) per ray: a merge walk
-    over bins and quantiles (CUDA), or the same samples, bit for bit, from a per-ray CDF table
-    in AVX-512 passes (CPUs that have it). The result is ascending along each ray for
-    ascending ``bins``.
+    pdf = (weights + 1e-5) / sum, cdf = [0, cumsum(pdf)] capped at 1; each quantile q finds its
+    bin by a right-side search of the CDF and is interpolated linearly inside it, with a CDF
+    step below 1e-5 taken as 1 (as in the references). On the CPU a merge walk over bins and
+    quantiles, O(n_bins + n_samples) per ray (or the same samples, bit for bit, from a per-ray
+    CDF table in AVX-512 passes on CPUs that have them); on CUDA a tile of warp lanes per ray
+    builds the CDF table by a prefix scan and inverts each quantile by binary search in it
+    (float32: the same samples bit for bit, see csrc/pdf/pdf.h). The result is ascending along
+    each ray for ascending ``bins``.
 
     Quantiles: ``det=True`` or ``"linspace"``: linspace(0, 1, n_samples) (nerf-pytorch at test
     time); ``det="midpoint"``: linspace(0.5 / n, 1 - 0.5 / n, n) (NeuS); ``det=False``: ``u``
@@ -45,7 +47,9 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
         n_samples: samples per ray.
         u: [n_rays, n_samples] quantiles in [0, 1], only with ``det=False``.
         det: False, True / "linspace" or "midpoint" (see above).
-        generator: torch.Generator for the random quantiles.
+        generator: torch.Generator for the random quantiles, on any device: the quantiles are
+            drawn where it lives and moved to the device of ``bins``, so a seed gives the same
+            samples on every device.
 
     Returns:
         [n_rays, n_samples] samples, dtype and device of ``bins``.
@@ -54,7 +58,10 @@ def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor
     (almost) empty bin's CDF step rounds to within an ulp of the 1e-5 threshold: the
     reference's float32 ``torch.sum`` and this kernel's double-accumulated normaliser can
     differ by an ulp there and take different sides, which moves that sample within its bin.
-    Quantiles below 0 give bins[:, 0], above the last CDF value bins[:, -1]. NaN in ``u``
+    The CDF is capped at its exact total 1, so u = 1 gives bins[:, -1] also behind bins with
+    (almost) no weight, as nerf-pytorch's search past the end of its CDF does (where its own
+    float sum ends above 1 it gives a point near the bottom of the last near-empty bin
+    instead). Quantiles below 0 give bins[:, 0], above the last CDF value bins[:, -1]. NaN in ``u``
     gives NaN at that sample; NaN or inf in a ray's weights gives NaN for the whole ray.
     Unsorted ``u`` reaching the operator directly is a ValueError on CPU; on CUDA (where data
     checks are off unless FASTFIELD_DEBUG=1) each quantile still gets its exact inverse CDF.

@@ -18,6 +18,7 @@ from torch import Tensor
 from ..core.types import NearFar, Rays
 from ._common import check_kernel, float_inputs, int_at_least, require_tensor
 from ..core.enums import CAMERA_CONVENTIONS, SPHERE_BOUNDS, enum_value
+from ..core.random import draw_device
 
 __all__ = ["generate_rays", "image_pixels", "random_pixels", "random_pixels_in_camera",
            "ndc_rays", "near_far_sphere", "near_far_aabb"]
@@ -47,15 +48,17 @@ def image_pixels(camera: int, height: int, width: int, device: Device = None) ->
 
 
 def _uniform_pixels(n: int, camera_range, row_range, col_range, generator, device) -> Tensor:
-    """[n, 3] int64 with each column uniform over its half-open [low, high) range, drawn in
-    place in the order camera, row, col; a range of one value is filled, not drawn."""
-    pixels = torch.empty(n, 3, dtype=torch.long, device=device)
+    """[n, 3] int64 on ``device`` with each column uniform over its half-open [low, high)
+    range, drawn in place in the order camera, row, col on ``generator``'s device (then moved,
+    see fastfield/core/random.py); a range of one value is filled, not drawn."""
+    target = torch.get_default_device() if device is None else torch.device(device)
+    pixels = torch.empty(n, 3, dtype=torch.long, device=draw_device(generator, target))
     for column, (low, high) in enumerate((camera_range, row_range, col_range)):
         if high - low == 1:
             pixels[:, column].fill_(low)
         else:
             pixels[:, column].random_(low, high, generator=generator)
-    return pixels
+    return pixels.to(target)
 
 
 def random_pixels(n: int, n_cameras: int, height: int, width: int,
@@ -63,8 +66,8 @@ def random_pixels(n: int, n_cameras: int, height: int, width: int,
     """``n`` pixel ids [n, 3] int64 = (camera, row, col), uniform over every pixel of every
     camera (with replacement): nerf-pytorch's batching mode without precomputing any ray.
 
-    All cameras share ``height`` x ``width``. ``generator`` (on ``device``) makes the draw
-    reproducible.
+    All cameras share ``height`` x ``width``. ``generator`` makes the draw reproducible; on
+    another device than ``device`` it draws there and the ids are moved.
     """
     op = "random_pixels"
     n = int_at_least(op, "n", n, 0)

@@ -46,7 +46,7 @@ def stratified_samples(near: Union[float, Tensor], far: Union[float, Tensor], n_
         u: the jitter, see above; must be None for ``jitter="none"``.
         lindisp: space the grid linearly in disparity (needs 0 < near, far).
         jitter: ``"per_sample"``, ``"per_ray"`` or ``"none"``.
-        generator: draws ``u`` when it is None.
+        generator: draws ``u`` when it is None, on its own device (then moved to near's).
 
     Returns:
         t [n_rays, n_samples], ascending along each ray where near <= far.

@@ -12,13 +12,17 @@ from .composite import neus_weights
 def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, u: Optional[Tensor] = None,
                det: Union[bool, str] = False,
                generator: Optional[torch.Generator] = None) -> Tensor:
-    """nerf-pytorch / NeuS ``sample_pdf`` with sorted quantiles; [n_rays, n_samples] ascending."""
+    """nerf-pytorch / NeuS ``sample_pdf`` with sorted quantiles, the CDF capped at 1;
+    [n_rays, n_samples] ascending."""
     u = pdf_quantiles(bins.shape[0], n_samples, det, u, weights, generator)
     u = u.expand(bins.shape[0], n_samples).contiguous()
     weights = weights + 1e-5
     pdf = weights / torch.sum(weights, -1, keepdim=True)
     cdf = torch.cumsum(pdf, -1)
     cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf], -1)
+    # Capped at its exact total 1, so that u = 1 is past the end (the last bin edge, as in
+    # nerf-pytorch) even where the sum rounds above 1 (fastfield/ops/pdf.py).
+    cdf = cdf.clamp(max=1.0)
     inds = torch.searchsorted(cdf, u, right=True)
     below = torch.clamp(inds - 1, min=0)
     above = torch.clamp(inds, max=cdf.shape[-1] - 1)
