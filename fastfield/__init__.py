@@ -7,10 +7,11 @@ from . import ops as _ops
 from . import reference  # noqa: F401
 from ._backend import built_with_cuda
 from .core.types import DensityComposite, Merged, NearFar, Rays, SdfComposite
+from .fields import HashGrid
 from .render import render, render_image
 
 __all__ = ["built_with_cuda", "reference", "render", "render_image", "Rays", "NearFar", "Merged",
-           "DensityComposite", "SdfComposite", *_ops.__all__]
+           "DensityComposite", "SdfComposite", "HashGrid", *_ops.__all__]
 
 
 def __getattr__(name: str):
