@@ -176,8 +176,8 @@ def test_opcheck(device):
 
 
 def test_torch_compile_fullgraph():
-    """Forward and backward compile as one graph (the kernels as opaque ops). A create_graph
-    backward inside the compiled function is not traced by torch.compile: it is left out."""
+    """Forward and backward compile as one graph, traced through the fake functions and the
+    registered autograd (aot_eager)."""
     grid = GRIDS["faces"]
     x = make_points(64, "cpu", dtype=torch.float32)
     params = make_params(grid, "cpu", dtype=torch.float32)
@@ -185,7 +185,7 @@ def test_torch_compile_fullgraph():
     def field(x, params):
         return torch.tanh(fastfield.hash_encode(x, params, *grid)).sum(-1)
 
-    compiled = torch.compile(field, fullgraph=True, backend="eager")
+    compiled = torch.compile(field, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(x, params), field(x, params))
     grads = []
     for fn in (compiled, field):
@@ -194,6 +194,33 @@ def test_torch_compile_fullgraph():
         grads.append([leaf.grad for leaf in leaves])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not hasattr(torch._dynamo.config, "trace_autograd_ops"),
+                    reason="this torch's dynamo cannot trace torch.autograd.grad")
+def test_torch_compile_fullgraph_eikonal():
+    """The NeuS eikonal term: autograd.grad(create_graph=True) inside the compiled function.
+    Dynamo traces autograd.grad only with trace_autograd_ops=True (off by default: a graph
+    break, an error under fullgraph); a create_graph backward through a function compiled
+    without it fails in torch itself (aot_autograd has no double backward)."""
+    grid = GRIDS["faces"]
+    x = make_points(64, "cpu", dtype=torch.float32)
+    params = make_params(grid, "cpu", dtype=torch.float32) * 0.1
+
+    def eikonal(x, params):
+        sdf = torch.tanh(fastfield.hash_encode(x, params, *grid)).sum(-1)
+        (normal,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
+        return ((normal.norm(dim=-1) - 1) ** 2).mean()
+
+    grads = []
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        compiled = torch.compile(eikonal, fullgraph=True, backend="aot_eager")
+        for fn in (compiled, eikonal):
+            leaf = params.clone().requires_grad_()
+            fn(x.clone().requires_grad_(), leaf).backward()
+            grads.append(leaf.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+    assert grads[0].abs().sum() > 0
 
 
 def test_cuda_matches_cpu(cuda):

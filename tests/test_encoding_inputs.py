@@ -11,7 +11,8 @@ from encoding_helpers import GRIDS, grid_levels, make_params, make_points
 
 def test_bad_arguments_raise_clear_errors(device):
     grid = GRIDS["mixed"]
-    x, params = make_points(5, device, dtype=torch.float32), make_params(grid, device, torch.float32)
+    x = make_points(5, device, dtype=torch.float32)
+    params = make_params(grid, device, torch.float32)
     he = fastfield.hash_encode
     with pytest.raises(ValueError, match=r"x must be \[n, 3\], got \[5, 2\]"):
         he(x[:, :2], params, *grid)

@@ -9,17 +9,17 @@
 //   corner (i, j, k) = c + (b0, b1, b2), b in {0, 1}^3, weight w = prod_d (b_d ? t_d : 1 - t_d)
 //   row = i + j r_l + k r_l^2                         when r_l^3 <= T (dense level)
 //       = i xor (j * 2654435761) xor (k * 805459861)  otherwise (hashed level), uint32 arithmetic
-//   both taken modulo T (the dense formula reaches r_l^3 <= T except at the top faces, where
-//   pos can pass r_l - 1: those corners wrap as in tiny-cuda-nn)
-//   y_l[f] = sum over the 8 corners of w * params[l, row, f]        (output [n, L * F], level-major)
+//   both taken modulo T (dense rows stay below r_l^3 except for corners past the top faces,
+//   where pos exceeds r_l - 1 when frac(s_l) >= 0.5: they alias other rows, as in tiny-cuda-nn)
+//   y_l[f] = sum over the 8 corners of w * params[l, row, f]   (output [n, L * F], level-major)
 //
 // Derivatives (G = dL/dy, the incoming gradient; dt_d/dx_d = s_l inside [0, 1], 0 where clamped):
 //   dL/dparams[l, row, f] += w G[l, f]
-//   dL/dx_d = sum_l s_l sum_corners (dw/dt_d) sum_f G[l, f] params[l, row, f]
+//   dL/dx_d = sum_l dt_d/dx_d sum_corners (dw/dt_d) sum_f G[l, f] params[l, row, f]
 // The backward is linear in G and in params and piecewise in x (rows and the clamp are locally
 // constant); its own derivatives, for a loss on (grad_x, grad_params) with incoming gradients
 // (gg_x [n, 3], gg_params [L, T, F]) and v_d = gg_x_d dt_d/dx_d:
-//   dL/dG[l, f]          = sum_corners w gg_params[l, row, f] + (sum_d v_d dw/dt_d) params[l, row, f]
+//   dL/dG[l, f] = sum_corners w gg_params[l, row, f] + (sum_d v_d dw/dt_d) params[l, row, f]
 //   dL/dparams[l, row, f] += (sum_d v_d dw/dt_d) G[l, f]
 //   dL/dx_e = sum_l dt_e/dx_e sum_corners [dw/dt_e B + sum_{d != e} v_d d2w/dt_d dt_e A]
 //     with A = sum_f G[l, f] params[l, row, f], B = sum_f G[l, f] gg_params[l, row, f]
@@ -143,25 +143,33 @@ FF_HOST_DEVICE FF_INLINE HashCell<scalar_t> hash_cell(const scalar_t* __restrict
 }
 
 // ---------------------------------------------------------------------------------- items
-// One item per (point, level). Items run in groups of kHashGroupPoints consecutive points, all
-// levels of a group together and level-major inside it, so that 32 consecutive items (a CUDA
-// warp) are 32 consecutive points of one level: they read their level's geometry as one
-// broadcast, gather from nearby rows when the points are (samples along rays), and a group's
-// output rows (L * F values per point) are complete while they are still in cache.
+// One item per (point, level), in slots of kHashGroupPoints consecutive points of one level; a
+// group of kHashGroupPoints points has one slot per level, consecutive. A CUDA warp then holds
+// 32 consecutive points of one level: they read their level's geometry as one broadcast and
+// gather from nearby rows when the points are near each other (samples along rays), and a
+// group's output rows (L * F values per point) are complete while they are still in cache.
+// The last group is padded to a full slot (items past n_points do nothing).
 constexpr int64_t kHashGroupPoints = 128;
 
 struct PointLevel {
-  int64_t point;
+  int64_t point;  // >= n_points for the padding
   int level;
 };
 
-FF_HOST_DEVICE FF_INLINE PointLevel point_level_of(int64_t item, int64_t n_points, int n_levels) {
-  const int64_t group_items = kHashGroupPoints * n_levels;
-  const int64_t first = item / group_items * kHashGroupPoints;
-  const int64_t rest = n_points - first;
-  const int64_t count = rest < kHashGroupPoints ? rest : kHashGroupPoints;
-  const int64_t within = item - first * n_levels;
-  return {first + within % count, static_cast<int>(within / count)};
+FF_HOST_DEVICE FF_INLINE int64_t hash_item_count(int64_t n_points, int n_levels) {
+  return (n_points + kHashGroupPoints - 1) / kHashGroupPoints * kHashGroupPoints * n_levels;
+}
+
+FF_HOST_DEVICE FF_INLINE PointLevel point_level_of(int64_t item, int n_levels) {
+  const int64_t slot = item / kHashGroupPoints, lane = item % kHashGroupPoints;
+  // slot / n_levels in 32 bits where it fits: 64-bit division is a long routine on GPUs.
+  int64_t group;
+  if (slot <= int64_t(0xffffffff)) {
+    group = static_cast<uint32_t>(slot) / static_cast<uint32_t>(n_levels);
+  } else {
+    group = slot / n_levels;
+  }
+  return {group * kHashGroupPoints + lane, static_cast<int>(slot - group * n_levels)};
 }
 
 // ---------------------------------------------------------------------------------- forward
@@ -174,11 +182,12 @@ struct HashForward {
   scalar_t* __restrict__ out;           // [n, L * F]
 };
 
+// The item's cell comes from the caller (the CPU computes it some points ahead, to prefetch).
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void hash_forward_item(const HashForward<scalar_t>& a, int64_t point,
+FF_HOST_DEVICE FF_INLINE void hash_forward_item(const HashForward<scalar_t>& a,
+                                                const HashCell<scalar_t>& cell, int64_t point,
                                                 int level) {
   const HashGrid<scalar_t>& g = a.grid;
-  const HashCell<scalar_t> cell = hash_cell(a.x + 3 * point, g.levels[level], g.row_mask);
   scalar_t w[8];
   for (int k = 0; k < 8; ++k) w[k] = cell.weight(k);
   const scalar_t* table = a.params + g.entry(level, 0);
@@ -240,9 +249,9 @@ struct CornerWeightsAlong {
 template <typename scalar_t, typename Coefficients, typename Add>
 FF_HOST_DEVICE FF_INLINE void hash_scatter_item(const HashScatter<scalar_t>& a,
                                                 const Coefficients& coefficients, const Add& add,
-                                                int64_t point, int level) {
+                                                const HashCell<scalar_t>& cell, int64_t point,
+                                                int level) {
   const HashGrid<scalar_t>& g = a.grid;
-  const HashCell<scalar_t> cell = hash_cell(a.x + 3 * point, g.levels[level], g.row_mask);
   scalar_t coef[8];
   coefficients(cell, point, coef);
   const scalar_t* grad = a.grad_out + point * g.out_width() +
@@ -255,8 +264,18 @@ FF_HOST_DEVICE FF_INLINE void hash_scatter_item(const HashScatter<scalar_t>& a,
 }
 
 // ---------------------------------------------------------------------------------- per point
-// Passes with one item per point that loop over the levels: their per-point sums (dL/dx) stay
-// in registers, so they need no atomics and come out the same on every run.
+// Passes that sum over the levels per point (dL/dx): each (point, level) item adds its level's
+// part to the point's accumulator, in level order, and the sum is stored once. The accumulator
+// stays in registers (CUDA: one thread per point) or in a per-group array (CPU): no atomics,
+// and the same sums on every run and device layout.
+
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void store_x_grad(scalar_t* __restrict__ x_grad, int64_t point,
+                                           const scalar_t (&sum)[3]) {
+  if (x_grad != nullptr) {
+    for (int d = 0; d < 3; ++d) x_grad[3 * point + d] = sum[d];
+  }
+}
 
 template <typename scalar_t>
 struct HashInputGrad {
@@ -267,30 +286,27 @@ struct HashInputGrad {
   scalar_t* __restrict__ x_grad;          // [n, 3]
 };
 
-// Backward: dL/dx.
+// Backward: one level's part of dL/dx.
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void hash_input_grad_point(const HashInputGrad<scalar_t>& a,
-                                                    int64_t point) {
+FF_HOST_DEVICE FF_INLINE void hash_input_grad_item(const HashInputGrad<scalar_t>& a,
+                                                   const HashCell<scalar_t>& cell,
+                                                   int64_t point, int level,
+                                                   scalar_t (&x_grad)[3]) {
   const HashGrid<scalar_t>& g = a.grid;
-  scalar_t total[3] = {0, 0, 0};
-  for (int level = 0; level < g.n_levels; ++level) {
-    const HashCell<scalar_t> cell = hash_cell(a.x + 3 * point, g.levels[level], g.row_mask);
-    const scalar_t* table = a.params + g.entry(level, 0);
-    const scalar_t* grad = a.grad_out + point * g.out_width() +
-                           static_cast<int64_t>(level) * g.n_features;
-    scalar_t along[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // A_k = sum_f G_f params[row_k, f]
-    for (int f = 0; f < g.n_features; ++f) {
-      for (int k = 0; k < 8; ++k) {
-        along[k] += grad[f] * table[static_cast<int64_t>(cell.row[k]) * g.n_features + f];
-      }
-    }
-    for (int d = 0; d < 3; ++d) {
-      scalar_t sum = scalar_t(0);
-      for (int k = 0; k < 8; ++k) sum += cell.weight_dt(k, d) * along[k];
-      total[d] += cell.dt_dx[d] * sum;
+  const scalar_t* table = a.params + g.entry(level, 0);
+  const scalar_t* grad = a.grad_out + point * g.out_width() +
+                         static_cast<int64_t>(level) * g.n_features;
+  scalar_t along[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // A_k = sum_f G_f params[row_k, f]
+  for (int f = 0; f < g.n_features; ++f) {
+    for (int k = 0; k < 8; ++k) {
+      along[k] += grad[f] * table[static_cast<int64_t>(cell.row[k]) * g.n_features + f];
     }
   }
-  for (int d = 0; d < 3; ++d) a.x_grad[3 * point + d] = total[d];
+  for (int d = 0; d < 3; ++d) {
+    scalar_t sum = scalar_t(0);
+    for (int k = 0; k < 8; ++k) sum += cell.weight_dt(k, d) * along[k];
+    x_grad[d] += cell.dt_dx[d] * sum;
+  }
 }
 
 template <typename scalar_t>
@@ -305,57 +321,61 @@ struct HashSecondOrder {
   scalar_t* __restrict__ x_grad;           // dL/dx [n, 3] or nullptr
 };
 
-// Double backward, per point: dL/dG (every level's row) and dL/dx (summed over the levels).
+// Double backward: dL/dG for one (point, level) and that level's part of dL/dx.
 template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void hash_second_order_point(const HashSecondOrder<scalar_t>& a,
-                                                      int64_t point) {
+FF_HOST_DEVICE FF_INLINE void hash_second_order_item(const HashSecondOrder<scalar_t>& a,
+                                                     const HashCell<scalar_t>& cell,
+                                                     int64_t point, int level,
+                                                     scalar_t (&x_grad)[3]) {
   const HashGrid<scalar_t>& g = a.grid;
-  scalar_t total[3] = {0, 0, 0};
-  for (int level = 0; level < g.n_levels; ++level) {
-    const HashCell<scalar_t> cell = hash_cell(a.x + 3 * point, g.levels[level], g.row_mask);
-    const int64_t row_offset = point * g.out_width() + static_cast<int64_t>(level) * g.n_features;
-    const scalar_t* grad = a.grad_out + row_offset;
-    const scalar_t* table = a.params + g.entry(level, 0);
-    const scalar_t* gg_table = a.gg_params != nullptr ? a.gg_params + g.entry(level, 0) : nullptr;
-    scalar_t w[8], w_along[8];
-    for (int k = 0; k < 8; ++k) w[k] = cell.weight(k);
-    scalar_t v[3] = {0, 0, 0};
-    if (a.gg_x != nullptr) {
-      for (int d = 0; d < 3; ++d) v[d] = a.gg_x[3 * point + d] * cell.dt_dx[d];
-      weights_along(cell, a.gg_x + 3 * point, w_along);
-    } else {
-      for (int k = 0; k < 8; ++k) w_along[k] = scalar_t(0);
-    }
-    scalar_t along[8] = {0, 0, 0, 0, 0, 0, 0, 0};     // A_k = sum_f G_f params[row_k, f]
-    scalar_t along_gg[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // B_k = sum_f G_f gg_params[row_k, f]
-    for (int f = 0; f < g.n_features; ++f) {
-      scalar_t grad_f = scalar_t(0);
-      for (int k = 0; k < 8; ++k) {
-        const int64_t at = static_cast<int64_t>(cell.row[k]) * g.n_features + f;
-        const scalar_t p = table[at];
-        grad_f += w_along[k] * p;
-        along[k] += grad[f] * p;
-        if (gg_table != nullptr) {
-          grad_f += w[k] * gg_table[at];
-          along_gg[k] += grad[f] * gg_table[at];
-        }
+  const int64_t row_offset = point * g.out_width() + static_cast<int64_t>(level) * g.n_features;
+  const scalar_t* grad = a.grad_out + row_offset;
+  const scalar_t* table = a.params + g.entry(level, 0);
+  const scalar_t* gg_table = a.gg_params != nullptr ? a.gg_params + g.entry(level, 0) : nullptr;
+  scalar_t w[8], w_along[8];
+  for (int k = 0; k < 8; ++k) w[k] = cell.weight(k);
+  scalar_t v[3] = {0, 0, 0};
+  if (a.gg_x != nullptr) {
+    for (int d = 0; d < 3; ++d) v[d] = a.gg_x[3 * point + d] * cell.dt_dx[d];
+    weights_along(cell, a.gg_x + 3 * point, w_along);
+  } else {
+    for (int k = 0; k < 8; ++k) w_along[k] = scalar_t(0);
+  }
+  scalar_t along[8] = {0, 0, 0, 0, 0, 0, 0, 0};     // A_k = sum_f G_f params[row_k, f]
+  scalar_t along_gg[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // B_k = sum_f G_f gg_params[row_k, f]
+  for (int f = 0; f < g.n_features; ++f) {
+    scalar_t grad_f = scalar_t(0);
+    for (int k = 0; k < 8; ++k) {
+      const int64_t at = static_cast<int64_t>(cell.row[k]) * g.n_features + f;
+      const scalar_t p = table[at];
+      grad_f += w_along[k] * p;
+      along[k] += grad[f] * p;
+      if (gg_table != nullptr) {
+        grad_f += w[k] * gg_table[at];
+        along_gg[k] += grad[f] * gg_table[at];
       }
-      if (a.grad_out_grad != nullptr) a.grad_out_grad[row_offset + f] = grad_f;
     }
-    for (int e = 0; e < 3; ++e) {
-      scalar_t sum = scalar_t(0);
-      for (int k = 0; k < 8; ++k) {
-        scalar_t mixed = scalar_t(0);
-        for (int d = 0; d < 3; ++d) {
-          if (d != e) mixed += v[d] * cell.weight_dt2(k, d, e);
-        }
-        sum += cell.weight_dt(k, e) * along_gg[k] + mixed * along[k];
-      }
-      total[e] += cell.dt_dx[e] * sum;
+    if (a.grad_out_grad != nullptr) a.grad_out_grad[row_offset + f] = grad_f;
+  }
+  if (a.x_grad == nullptr) return;
+  // mixed[c] = d2/(dt_d dt_e) sum_k w_k A_k for the axis pair {d, e} = {0, 1, 2} \ {c}.
+  scalar_t mixed[3] = {0, 0, 0};
+  if (a.gg_x != nullptr) {
+    for (int k = 0; k < 8; ++k) {
+      mixed[0] += cell.weight_dt2(k, 1, 2) * along[k];
+      mixed[1] += cell.weight_dt2(k, 0, 2) * along[k];
+      mixed[2] += cell.weight_dt2(k, 0, 1) * along[k];
     }
   }
-  if (a.x_grad != nullptr) {
-    for (int d = 0; d < 3; ++d) a.x_grad[3 * point + d] = total[d];
+  for (int e = 0; e < 3; ++e) {
+    scalar_t sum = scalar_t(0);
+    if (gg_table != nullptr) {
+      for (int k = 0; k < 8; ++k) sum += cell.weight_dt(k, e) * along_gg[k];
+    }
+    for (int d = 0; d < 3; ++d) {
+      if (d != e) sum += v[d] * mixed[3 - d - e];
+    }
+    x_grad[e] += cell.dt_dx[e] * sum;
   }
 }
 

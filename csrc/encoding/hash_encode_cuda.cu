@@ -30,13 +30,11 @@ struct HashTableScatter<CudaLauncher> {
   static void scatter(at::Tensor& params_grad, const HashScatter<scalar_t>& a,
                       const Coefficients& coefficients) {
     params_grad.zero_();
-    CudaLauncher::for_each(params_grad, a.grid.n_points * a.grid.n_levels,
-                           hash_item_grain(a.grid.n_levels),
-                           [=] FF_HOST_DEVICE(int64_t item) {
-                             const PointLevel at = point_level_of(item, a.grid.n_points,
-                                                                  a.grid.n_levels);
-                             hash_scatter_item(a, coefficients, AtomicAdd{}, at.point, at.level);
-                           });
+    HashItems<CudaLauncher>::for_each(
+        params_grad, a.grid, a.x, a.params_grad,
+        [=] FF_HOST_DEVICE(int64_t point, int level, const HashCell<scalar_t>& cell) {
+          hash_scatter_item(a, coefficients, AtomicAdd{}, cell, point, level);
+        });
   }
 };
 

@@ -32,7 +32,8 @@ HashEncodeCall prepare_hash_encode(const char* op, const at::Tensor& x, const at
                     call.n_levels);
   const int64_t t = call.table_size;
   TORCH_CHECK_VALUE(t >= 1 && t <= kMaxTableSize && (t & (t - 1)) == 0, op,
-                    ": params.shape[1] (the table size) must be a power of two up to 2^31, got ", t);
+                    ": params.shape[1] (the table size) must be a power of two up to 2^31, got ",
+                    t);
   TORCH_CHECK_VALUE(call.n_features >= 1, op, ": params must have at least one feature (dim 2), "
                     "got ", call.n_features);
   TORCH_CHECK_VALUE(std::isfinite(base_resolution) && base_resolution >= 1.0, op,
