@@ -28,6 +28,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/host_device.h"
 #include "../common/math.h"
@@ -68,16 +69,14 @@ struct HashGrid {
 // a * b rounded on its own: nvcc would otherwise fuse a * b + c into one FMA, and the CPU (no
 // FMA in the baseline ISA) and the PyTorch twin round twice; with this all three find the same
 // cell, bit for bit.
-FF_HOST_DEVICE FF_INLINE float product_rn(float a, float b) {
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE scalar_t product_rn(scalar_t a, scalar_t b) {
 #if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-FF_HOST_DEVICE FF_INLINE double product_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return __fmul_rn(a, b);
+  } else {
+    return __dmul_rn(a, b);
+  }
 #else
   return a * b;
 #endif
@@ -268,14 +267,6 @@ FF_HOST_DEVICE FF_INLINE void hash_scatter_item(const HashScatter<scalar_t>& a,
 // part to the point's accumulator, in level order, and the sum is stored once. The accumulator
 // stays in registers (CUDA: one thread per point) or in a per-group array (CPU): no atomics,
 // and the same sums on every run and device layout.
-
-template <typename scalar_t>
-FF_HOST_DEVICE FF_INLINE void store_x_grad(scalar_t* __restrict__ x_grad, int64_t point,
-                                           const scalar_t (&sum)[3]) {
-  if (x_grad != nullptr) {
-    for (int d = 0; d < 3; ++d) x_grad[3 * point + d] = sum[d];
-  }
-}
 
 template <typename scalar_t>
 struct HashInputGrad {

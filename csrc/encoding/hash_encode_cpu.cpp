@@ -98,10 +98,10 @@ struct HashItems<CpuLauncher> {
 
 template <>
 struct HashPointSums<CpuLauncher> {
-  template <typename scalar_t, typename Fn, typename Done>
+  template <typename scalar_t, typename Fn>
   static void for_each(const at::Tensor& /*device_of*/, const HashGrid<scalar_t>& g,
                        const scalar_t* x, const scalar_t* table, const scalar_t* second_table,
-                       const Fn& fn, const Done& done) {
+                       scalar_t* x_grad, const Fn& fn) {
     const int64_t n_groups = (g.n_points + kHashGroupPoints - 1) / kHashGroupPoints;
     cpu::parallel_for(0, n_groups, 4, [&](int64_t begin, int64_t end) {
       cpu::apply(begin, end, [&](int64_t group) {
@@ -114,7 +114,9 @@ struct HashPointSums<CpuLauncher> {
                                     fn(point, level, cell, sums[point - first]);
                                   });
         }
-        for (int64_t point = first; point < last; ++point) done(point, sums[point - first]);
+        for (int64_t point = first; point < last; ++point) {
+          store_point_sum(x_grad, point, sums[point - first]);
+        }
       });
     });
   }

@@ -83,16 +83,24 @@ template <>
 struct HashItems<CpuLauncher>;  // hash_encode_cpu.cpp
 
 // fn(point, level, cell, sum) for every level of every point, in level order, where sum is the
-// point's scalar_t[3] accumulator (starting at 0); then done(point, sum). One CUDA thread per
-// point. `table` and `second_table` (may be null) are the tables fn reads, prefetched by the
+// point's scalar_t[3] accumulator (starting at 0), stored to x_grad [n, 3] (if not null) after
+// the last level. One CUDA thread per point. `table` and `second_table` (may be null) are the tables fn reads, prefetched by the
 // CPU specialisation (hash_encode_cpu.cpp), which walks whole groups level by level as
 // HashItems does, with the groups' sums in an array.
+template <typename scalar_t>
+FF_HOST_DEVICE FF_INLINE void store_point_sum(scalar_t* __restrict__ x_grad, int64_t point,
+                                              const scalar_t (&sum)[3]) {
+  if (x_grad != nullptr) {
+    for (int d = 0; d < 3; ++d) x_grad[3 * point + d] = sum[d];
+  }
+}
+
 template <class Launcher>
 struct HashPointSums {
-  template <typename scalar_t, typename Fn, typename Done>
+  template <typename scalar_t, typename Fn>
   static void for_each(const at::Tensor& device_of, const HashGrid<scalar_t>& g,
                        const scalar_t* x, const scalar_t* /*table*/,
-                       const scalar_t* /*second_table*/, const Fn& fn, const Done& done) {
+                       const scalar_t* /*second_table*/, scalar_t* x_grad, const Fn& fn) {
     Launcher::for_each(device_of, g.n_points, 1,
                        [=] FF_HOST_DEVICE(int64_t point) {
                          scalar_t sum[3] = {0, 0, 0};
@@ -100,7 +108,7 @@ struct HashPointSums {
                            fn(point, level, hash_cell(x + 3 * point, g.levels[level], g.row_mask),
                               sum);
                          }
-                         done(point, sum);
+                         store_point_sum(x_grad, point, sum);
                        });
   }
 };
@@ -152,13 +160,10 @@ std::tuple<at::Tensor, at::Tensor> hash_encode_bwd_driver(
                                       call.params.data_ptr<scalar_t>(),
                                       grad.data_ptr<scalar_t>(), x_grad_out.data_ptr<scalar_t>()};
       HashPointSums<Launcher>::for_each(
-          call.x, g, a.x, a.params, static_cast<const scalar_t*>(nullptr),
+          call.x, g, a.x, a.params, static_cast<const scalar_t*>(nullptr), a.x_grad,
           [=] FF_HOST_DEVICE(int64_t point, int level, const HashCell<scalar_t>& cell,
                              scalar_t(&sum)[3]) {
             hash_input_grad_item(a, cell, point, level, sum);
-          },
-          [=] FF_HOST_DEVICE(int64_t point, const scalar_t(&sum)[3]) {
-            store_x_grad(a.x_grad, point, sum);
           });
     }
     if (params_grad) {
@@ -209,13 +214,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hash_encode_bwd_bwd_driver(
           grad_out_grad ? grad_out_grad_out.data_ptr<scalar_t>() : nullptr,
           x_grad ? x_grad_out.data_ptr<scalar_t>() : nullptr};
       HashPointSums<Launcher>::for_each(
-          call.x, g, a.x, a.params, a.gg_params,
+          call.x, g, a.x, a.params, a.gg_params, a.x_grad,
           [=] FF_HOST_DEVICE(int64_t point, int level, const HashCell<scalar_t>& cell,
                              scalar_t(&sum)[3]) {
             hash_second_order_item(a, cell, point, level, sum);
-          },
-          [=] FF_HOST_DEVICE(int64_t point, const scalar_t(&sum)[3]) {
-            store_x_grad(a.x_grad, point, sum);
           });
     }
     if (scatter_gg_x) {
