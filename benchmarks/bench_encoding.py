@@ -7,7 +7,7 @@ Points are uniform in the unit cube, so every level's gathers are random (sample
 are more coherent: these are the pessimistic numbers). Sizes: 2^18 and 2^21 points
 (FASTFIELD_BENCH=gpu); the CPU default runs 2^18 only, and there the reference, which takes
 tens of seconds per call on 2 cores, is timed in one round after its warm-up call
-(`FASTFIELD_BENCH=gpu -k "hash and cpu"` times the kernels at 2^21 on the CPU too). The
+(`FASTFIELD_BENCH=gpu -k "fastfield and cpu"` times the kernels at 2^21 on the CPU too). The
 reference never runs at 2^21 on the CPU: its backward keeps about 40 bytes per point, level and
 corner alive (5 GiB).
 """

@@ -110,8 +110,8 @@ struct HashCell {
   }
 };
 
-// Clamps x into [0, 1] per axis. NaN coordinates give NaN t (so NaN features and gradients) and
-// read the cell at the origin: no input, even unchecked, indexes outside the table.
+// Clamps x into [0, 1] per axis. A NaN coordinate gives a NaN t (so NaN features and gradients)
+// and cell 0 along its axis: no input, even unchecked, indexes outside the table.
 template <typename scalar_t>
 FF_HOST_DEVICE FF_INLINE HashCell<scalar_t> hash_cell(const scalar_t* __restrict__ x,
                                                       const HashLevel<scalar_t>& level,
