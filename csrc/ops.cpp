@@ -64,6 +64,21 @@ TORCH_LIBRARY(fastfield, m) {
         "float cone_angle, float max_step, int max_steps, Tensor ray_offsets, int capacity) "
         "-> (Tensor t_starts, Tensor t_ends, Tensor ray_indices)");
 
+  // encoding/ ------------------------------------------------------------------------------
+  // Multi-resolution hash encoding: x [n, 3], params [n_levels, 2^k, n_features], output
+  // [n, n_levels * n_features]; the grid formula is in encoding/hash_encode.h. The flags say
+  // which gradients to compute (the others come back as [0] placeholders). gg_x and gg_params
+  // are the incoming gradients of hash_encode_bwd's two outputs.
+  m.def("hash_encode_fwd(Tensor x, Tensor params, float base_resolution, float per_level_scale) "
+        "-> Tensor");
+  m.def("hash_encode_bwd(Tensor grad_out, Tensor x, Tensor params, float base_resolution, "
+        "float per_level_scale, bool x_grad, bool params_grad) "
+        "-> (Tensor x_grad, Tensor params_grad)");
+  m.def("hash_encode_bwd_bwd(Tensor? gg_x, Tensor? gg_params, Tensor grad_out, Tensor x, "
+        "Tensor params, float base_resolution, float per_level_scale, bool grad_out_grad, "
+        "bool x_grad, bool params_grad) "
+        "-> (Tensor grad_out_grad, Tensor x_grad, Tensor params_grad)");
+
   // Value checks that read tensor data (fastfield/_backend.py documents the modes).
   m.def("_set_value_checks(int mode) -> int", &fastfield::set_value_check_mode);
   // Test-only: the CPU kernels run the CUDA kernels' tile code, emulated at this width (0: off;

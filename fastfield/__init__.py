@@ -13,10 +13,12 @@ from .core.types import DensityComposite, MarchedSamples, Merged, NearFar, Rays,
 # Public names and the module that holds each (None: the module itself).
 _LAZY = {"built_with_cuda": ("._backend", "built_with_cuda"), "reference": (".reference", None),
          "render": (".render", None), "render_image": (".render", "render_image"),
-         "OccupancyGrid": (".occupancy", "OccupancyGrid")}
+         "OccupancyGrid": (".occupancy", "OccupancyGrid"),
+         "HashGrid": (".fields", "HashGrid")}
 
 __all__ = ["built_with_cuda", "reference", "render", "render_image", "Rays", "NearFar", "Merged",
-           "DensityComposite", "SdfComposite", "MarchedSamples", "OccupancyGrid", *_ops.__all__]
+           "DensityComposite", "SdfComposite", "MarchedSamples", "OccupancyGrid",
+           "HashGrid", *_ops.__all__]
 
 
 def __getattr__(name: str):
