@@ -437,7 +437,7 @@ def test_llff_errors(llff_scene):
     with pytest.raises(ValueError, match="images_8: 2 images but .*poses_bounds.npy holds 3"):
         load_llff(llff_scene)
     with pytest.raises(ValueError, match="images_4: folder not found"):
-        load_llff(llff_scene, factor=4)
+        load_llff(llff_scene, downscale=4)
     iio.imwrite(llff_scene / "images_8" / "image002.png", np.zeros((12, 16, 3), np.uint8))
     raw = np.load(llff_scene / "poses_bounds.npy")
     raw[:, 4] = 200  # full-size H no longer 8 x 12

@@ -141,3 +141,31 @@ def read_images(paths: Sequence[Path], channels: str,
 def to_uint8(values: Tensor) -> Tensor:
     """Values in [0, 1] rounded to uint8 (0..255)."""
     return (values.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+def require_downscale(value, name: str = "downscale") -> int:
+    """``value`` as an integer shrink factor >= 1, else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def shrink(image: np.ndarray, factor: int, where="image") -> np.ndarray:
+    """[H, W, ...] image shrunk by an integer ``factor``: the last H % factor rows and
+    W % factor columns are cropped, then each factor x factor block is averaged (uint8 input is
+    rounded back to uint8; float stays float32).
+
+    Output pixel i covers input pixels [i f, (i + 1) f), so a continuous image coordinate maps
+    as x' = x / f (pixel corners at integers: nerfstudio, COLMAP) or, with integer pixel
+    indices at pixel centres (NeuS), x' = (x + 0.5) / f - 0.5.
+    """
+    if factor == 1:
+        return image
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    if height == 0 or width == 0:
+        raise ValueError(f"{where}: a {image.shape[0]}x{image.shape[1]} image cannot be shrunk "
+                         f"by a factor of {factor} (downscale)")
+    blocks = image[:height * factor, :width * factor].astype(np.float32).reshape(
+        height, factor, width, factor, *image.shape[2:])
+    mean = blocks.mean(axis=(1, 3))
+    return np.round(mean).clip(0, 255).astype(np.uint8) if image.dtype == np.uint8 else mean

@@ -71,7 +71,7 @@ class Trainer:
         if notice:
             self.notices.append(notice)
 
-        self.scene = load_config_scene(config.data)
+        self.scene = load_config_scene(config.data, config.model)
         check_scene_for_model(self.scene, config)
         train = self.scene.split("train")
         # The training images stay uint8 on the training device: memory grows with the images,
