@@ -1,4 +1,8 @@
-"""Shared fixtures: the device grid every op test runs on, and the scenes directory."""
+"""Shared fixtures: the device grid every op test runs on, and the scenes directory; tests
+marked ``slow`` (long real-data checks, recorded in benchmarks/RESULTS.md) run only with
+FASTFIELD_SLOW=1."""
+import os
+
 import pytest
 import torch
 
@@ -27,3 +31,16 @@ def unchecked_values():
     so invalid input reaches the in-kernel index guards."""
     with fastfield._backend.value_checks(-1):
         yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long real-data check, run with FASTFIELD_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("FASTFIELD_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow real-data check: set FASTFIELD_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
