@@ -176,6 +176,9 @@ def _add_process(commands) -> None:
     process.add_argument("--forward-facing", choices=FORWARD_FACING, default="auto",
                          help="whether the NeRF presets render the scene in NDC as LLFF scenes "
                               "(default: auto, detected from the cameras and points)")
+    process.add_argument("--masks", metavar="DIR",
+                         help="photos only: object masks, one per photo (same name, or the "
+                              "i-th mask for the i-th photo), undistorted with the photos")
     process.add_argument("--overwrite", action="store_true",
                          help="replace --out if it is an earlier scene folder (or empty)")
     process.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -308,7 +311,7 @@ def cmd_process(args) -> int:
 
     summary = process(args.source, args.out, frames=args.frames, camera_model=args.camera_model,
                       matching=args.matching, forward_facing=args.forward_facing,
-                      overwrite=args.overwrite, progress=not args.no_progress,
+                      masks=args.masks, overwrite=args.overwrite, progress=not args.no_progress,
                       verbose=args.verbose)
     print(format_summary(summary))
     return 0

@@ -8,7 +8,6 @@ capture_helpers): centre errors as a fraction of the reference cameras' spread, 
 in degrees.
 """
 import json
-import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -116,7 +115,8 @@ def test_fern_scene_files_agree_with_each_other_and_with_colmap(fern):
 
 def test_fern_capture_loads_forward_facing_with_ndc(fern):
     scene = load_scene(fern)
-    assert scene.kind == "nerfstudio" and scene.ndc is not None and (scene.near, scene.far) == (0, 1)
+    assert scene.kind == "nerfstudio" and scene.ndc is not None
+    assert (scene.near, scene.far) == (0, 1)
     assert scene.split("test").names == ["image000.png", "image008.png", "image016.png"]
     assert len(scene.split("train")) == 17
     flat = load_scene(fern, ndc=False)
@@ -173,12 +173,36 @@ def test_video_frames_keep_the_sharpest_of_each_stretch(tmp_path):
     assert sharpness(iio.imread(tmp_path / "frame_00000.png")) > 0
 
 
+def test_masks_are_undistorted_with_their_photos(tmp_path, capsys):
+    """Each photo's own first channel as its mask: undistorted alongside, it must stay the
+    first channel of the undistorted photo (both warped by COLMAP's undistorter)."""
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        image = iio.imread(real_scene(FERN) / "images_8" / f"image{i:03d}.png")
+        iio.imwrite(photos / f"image{i:03d}.png", image)
+        iio.imwrite(masks / f"mask_{i}.png", image[..., 0])  # other names: i-th for i-th
+    code, out, err = process(capsys, photos, tmp_path / "scene", "--masks", masks)
+    assert code == 0, err
+    assert "masks/ (+ masks_2, masks_4, masks_8)" in out
+    meta = json.loads((tmp_path / "scene" / "transforms.json").read_text())
+    for frame in meta["frames"]:
+        mask = iio.imread(tmp_path / "scene" / frame["mask_path"]).astype(int)
+        image = iio.imread(tmp_path / "scene" / frame["file_path"])[..., 0].astype(int)
+        assert mask.shape == (meta["h"], meta["w"]) and np.abs(mask - image).max() <= 1
+    loaded = load_scene(tmp_path / "scene", downscale=2).split("train")
+    assert loaded.masks.shape == (len(loaded), meta["h"] // 2, meta["w"] // 2)
+
+
 @pytest.mark.slow
 def test_dtu_registers_and_its_object_lands_in_the_unit_sphere(tmp_path, capsys):
     """DTU scan24 (49 photos, 400x300) against its cameras_sphere.npz; slow (about 15 s of
     COLMAP on two idle cores), so CI leaves it out (see benchmarks/RESULTS.md)."""
-    code, out, err = process(capsys, real_scene(DTU) / "image", tmp_path / "scene")
+    code, out, err = process(capsys, real_scene(DTU) / "image", tmp_path / "scene", "--masks",
+                             real_scene(DTU) / "mask")
     assert code == 0, err
+    assert "registered" in out and "masks/" in out
     dataset = load_neus(real_scene(DTU), use_masks=False)
     scale_mat = dataset.scale_mat.double().numpy()
     cameras = dataset.split("train").cameras.c2w.double().numpy()

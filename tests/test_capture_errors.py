@@ -82,6 +82,22 @@ def test_corrupt_and_mixed_size_images(capsys, tmp_path, fern_photos):
                    "image002.png: image is 120x100 (WxH) but image000.png is 504x378")
 
 
+def test_masks_that_do_not_fit_the_photos(capsys, tmp_path, fern_photos):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(3):
+        iio.imwrite(masks / f"{i}.png", np.zeros((378, 504), np.uint8))
+    assert_refused(capsys, tmp_path, fern_photos, tmp_path / "out", "3 masks for 4 photos",
+                   options=("--masks", masks))
+    iio.imwrite(masks / "3.png", np.zeros((10, 504), np.uint8))
+    assert_refused(capsys, tmp_path, fern_photos, tmp_path / "out",
+                   "3.png: mask is 504x10 (WxH), the photos 504x378", options=("--masks", masks))
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    assert_refused(capsys, tmp_path, video, tmp_path / "out", "--masks applies to a folder",
+                   options=("--masks", masks))
+
+
 def test_photos_that_do_not_overlap(capsys, tmp_path):
     folder = tmp_path / "noise"
     folder.mkdir()
@@ -173,3 +189,11 @@ def test_bad_options_are_usage_errors(capsys, tmp_path, fern_photos):
                    options=("--camera-model", "FISHEYE"))
     assert_refused(capsys, tmp_path, fern_photos, tmp_path / "out", "frames must be",
                    options=("--frames", "1"))
+
+
+def test_only_the_process_command_imports_pycolmap():
+    code = ("import sys, fastfield.cli, fastfield.capture, fastfield.data; "
+            "fastfield.cli.build_parser(); assert 'pycolmap' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -41,3 +41,33 @@ def check_photos(folder, progress: bool = True) -> Tuple[List[str], Tuple[int, i
                              f"{first} is {size[1]}x{size[0]}; the photos share one camera, so "
                              f"they must have one size")
     return names, size
+
+
+def match_masks(folder, names: List[str], size: Tuple[int, int]) -> List[Path]:
+    """The mask file of each photo in ``names``: the image of ``folder`` with the same stem, or,
+    when the stems differ (NeuS's DTU names images 000000.png and masks 000.png), the i-th
+    mask by name for the i-th photo. Every mask is read once and must have the photos' size.
+
+    Raises:
+        ValueError (one line): a missing folder, a count mismatch, an unreadable mask or one of
+        another size.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: masks folder not found")
+    masks = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    by_stem = {p.stem: p for p in masks}
+    if all(Path(name).stem in by_stem for name in names):
+        chosen = [by_stem[Path(name).stem] for name in names]
+    elif len(masks) == len(names):
+        chosen = masks
+    else:
+        raise ValueError(f"{folder}: {len(masks)} masks for {len(names)} photos, and not one "
+                         f"named like each photo")
+    for path in chosen:
+        shape = read_image(path, "first").shape[:2]
+        if shape != tuple(size):
+            raise ValueError(f"{path}: mask is {shape[1]}x{shape[0]} (WxH), the photos "
+                             f"{size[1]}x{size[0]}")
+    return chosen

@@ -15,8 +15,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import normalize, sfm, writer
+from ..data._io import read_image
 from .frames import extract_frames
-from .images import check_photos
+from .images import check_photos, match_masks
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 FORWARD_FACING = ("auto", "yes", "no")
@@ -25,7 +26,8 @@ DEFAULT_FRAMES = 150
 
 def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "SIMPLE_RADIAL",
             matching: Optional[str] = None, forward_facing: str = "auto",
-            overwrite: bool = False, progress: bool = True, verbose: bool = False) -> Dict:
+            masks: Optional[str] = None, overwrite: bool = False, progress: bool = True,
+            verbose: bool = False) -> Dict:
     """Run structure from motion on ``source`` and write a scene folder at ``out``.
 
     Args:
@@ -38,6 +40,8 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
             video.
         forward_facing: "auto" (detected, normalize.forward_facing), "yes" or "no": whether
             the NeRF presets render the capture in NDC, as LLFF scenes.
+        masks: photos only: a folder with an object mask per photo (images.match_masks); they
+            are undistorted with their photos and written as masks/ (mask_path per frame).
         verbose: show COLMAP's own log.
     Returns:
         The summary (also written to ``out/process.json``); ``format_summary`` prints it.
@@ -54,6 +58,8 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < sfm.MIN_REGISTERED:
         raise ValueError(f"frames must be an integer >= {sfm.MIN_REGISTERED}, got {frames!r}")
     is_video = _source_kind(source)
+    if masks is not None and is_video:
+        raise ValueError("--masks applies to a folder of photos, not to a video")
     _check_out(source, out, overwrite)
     pycolmap = sfm.import_pycolmap()  # before any work: without it, one line naming the extra
     pycolmap.logging.minloglevel = 0 if verbose else 3
@@ -62,7 +68,8 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
 
     seconds: Dict[str, float] = {}
     summary = {"source": str(source), "kind": "video" if is_video else "photos",
-               "camera_model": camera_model, "matching": matching, "seconds": seconds}
+               "camera_model": camera_model, "matching": matching, "masks": masks is not None,
+               "seconds": seconds}
     with _staging(out) as staging:
         work = staging / "colmap"
         work.mkdir()
@@ -70,11 +77,14 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
             if is_video:
                 image_dir = staging / "frames"
                 image_dir.mkdir()
+                mask_files = None
                 names = extract_frames(source, image_dir, frames, progress)
                 summary["video_frames_kept"] = len(names)
             else:
                 image_dir = source
-                names, _ = check_photos(source, progress)
+                names, size = check_photos(source, progress)
+                mask_files = (None if masks is None else
+                              dict(zip(names, match_masks(masks, names, size))))
         summary["images"] = len(names)
         database = work / "database.db"
         with _timed(seconds, "features"):
@@ -96,7 +106,12 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
             undistorted = sfm.undistort(model_dir, image_dir, work / "undistorted")
             model = sfm.read_model(undistorted / "sparse")
         with _timed(seconds, "writing"):
-            _write_scene(staging, model, undistorted, forward_facing, summary, progress)
+            mask_paths = None if mask_files is None else writer.write_masks(staging, (
+                (name, sfm.undistort_mask(read_image(mask_files[name], "first")[..., 0],
+                                          reconstruction, name)) for name in model.names),
+                progress)
+            _write_scene(staging, model, undistorted, forward_facing, mask_paths, summary,
+                         progress)
             # Keep COLMAP's model of the kept reconstruction (distorted cameras, COLMAP's world)
             # as colmap/sparse/0; the database and the other models go.
             model_dir.rename(work / "model")
@@ -113,7 +128,7 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
 
 
 def _write_scene(staging: Path, model: sfm.SfmModel, undistorted: Path, forward_facing: str,
-                 summary: Dict, progress: bool) -> None:
+                 mask_paths: Optional[Dict[str, str]], summary: Dict, progress: bool) -> None:
     """Normalise the model and write every file of the scene into ``staging``."""
     good = normalize.inliers(model.errors, model.track_lengths)
     roi_centre, roi_radius = normalize.region_of_interest(model.points[good])
@@ -132,7 +147,7 @@ def _write_scene(staging: Path, model: sfm.SfmModel, undistorted: Path, forward_
     writer.write_points_ply(staging / writer.PLY_NAME, points, model.colors)
     writer.write_neus_cameras(staging / writer.SPHERE_NAME, c2w, model.intrinsics, scale_mat)
     writer.write_json(staging / writer.TRANSFORMS_NAME, writer.transforms_record(
-        model, c2w, similarity, (closest, farthest), aabb, is_forward))
+        model, c2w, similarity, (closest, farthest), aabb, is_forward, mask_paths))
     fx, fy, cx, cy = model.intrinsics[0]
     summary.update(
         undistorted={"width": model.width, "height": model.height, "fl_x": fx, "fl_y": fy,

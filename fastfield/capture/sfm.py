@@ -197,6 +197,17 @@ def undistort(model_dir: Path, image_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def undistort_mask(mask: np.ndarray, reconstruction, name: str) -> np.ndarray:
+    """A mask [H, W] uint8 of image ``name`` warped as COLMAP's undistorter warps the image
+    (same options, so the same pinhole camera and size)."""
+    pycolmap = import_pycolmap()
+    image = reconstruction.find_image_with_name(name)
+    bitmap, _ = pycolmap.undistort_image(pycolmap.UndistortCameraOptions(),
+                                         pycolmap.Bitmap.from_array(np.ascontiguousarray(mask)),
+                                         image.camera)
+    return bitmap.to_array().reshape(bitmap.height, bitmap.width)
+
+
 def read_model(model_dir: Path) -> SfmModel:
     """The arrays of an undistorted (PINHOLE, one size) COLMAP model."""
     pycolmap = import_pycolmap()

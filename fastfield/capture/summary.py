@@ -49,7 +49,8 @@ def format_summary(summary: Dict) -> str:
     stages = ", ".join(f"{stage} {summary['seconds'][stage]:.1f} s" for stage in STAGES
                        if stage in summary["seconds"])
     lines.append(f"time: {stages} (total {summary['total_seconds']:.1f} s)")
+    masks = ", masks/ (+ masks_2, masks_4, masks_8)" if summary["masks"] else ""
     lines.append(f"wrote {summary['out']}: transforms.json, images/ (+ images_2, images_4, "
-                 f"images_8), sparse_pc.ply, cameras_sphere.npz, colmap/sparse/0")
+                 f"images_8){masks}, sparse_pc.ply, cameras_sphere.npz, colmap/sparse/0")
     lines.append(f"next: fastfield train --preset nerf-small --data {summary['out']}")
     return "\n".join(lines)

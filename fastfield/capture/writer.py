@@ -36,6 +36,22 @@ def write_images(undistorted: Path, scene: Path, names: List[str], progress: boo
                 _write_image(scene / f"images_{factor}" / name, shrink(image, factor))
 
 
+def write_masks(scene: Path, masks, progress: bool = True) -> Dict[str, str]:
+    """``masks/<stem>.png`` and ``masks_{2,4,8}/`` (nerfstudio's layout) from (image name,
+    [H, W] uint8 mask) pairs; returns each image name's mask_path."""
+    paths = {}
+    for name, mask in tqdm(masks, desc="writing masks", unit="mask", disable=not progress,
+                           file=sys.stderr, leave=False):
+        relative = f"{Path(name).stem}.png"
+        for factor in (1, *DOWNSCALES):
+            folder = scene / ("masks" if factor == 1 else f"masks_{factor}")
+            folder.mkdir(exist_ok=True)
+            if min(mask.shape) >= factor:
+                iio.imwrite(folder / relative, shrink(mask, factor))
+        paths[name] = f"masks/{relative}"
+    return paths
+
+
 def _write_image(path: Path, image: np.ndarray) -> None:
     if path.suffix.lower() in (".jpg", ".jpeg"):
         iio.imwrite(path, image, quality=JPEG_QUALITY)
@@ -49,10 +65,11 @@ def opengl_poses(c2w_opencv: np.ndarray) -> np.ndarray:
 
 
 def transforms_record(model: SfmModel, c2w_opencv: np.ndarray, similarity: Similarity,
-                      depth_range, aabb: np.ndarray, forward_facing: bool) -> Dict:
+                      depth_range, aabb: np.ndarray, forward_facing: bool,
+                      mask_paths: Optional[Dict[str, str]] = None) -> Dict:
     """transforms.json's content: nerfstudio's keys (one shared PINHOLE camera, or per-frame
-    intrinsics if the undistorted cameras differ) plus fastfield's (see
-    fastfield.data.nerfstudio)."""
+    intrinsics if the undistorted cameras differ; mask_path per frame when masks were given)
+    plus fastfield's (see fastfield.data.nerfstudio)."""
     shared = np.allclose(model.intrinsics, model.intrinsics[0], rtol=0, atol=1e-9)
 
     def camera(intrinsics) -> Dict:
@@ -62,6 +79,8 @@ def transforms_record(model: SfmModel, c2w_opencv: np.ndarray, similarity: Simil
     frames = []
     for name, pose, intrinsics in zip(model.names, opengl_poses(c2w_opencv), model.intrinsics):
         frame = {"file_path": f"images/{name}", "transform_matrix": pose.tolist()}
+        if mask_paths:
+            frame["mask_path"] = mask_paths[name]
         frames.append(frame if shared else {**frame, **camera(intrinsics)})
     record = {"camera_model": "PINHOLE", "w": model.width, "h": model.height,
               **(camera(model.intrinsics[0]) if shared else {}), "frames": frames,

@@ -39,8 +39,9 @@ def load_scene(path, kind: str = "auto", **options) -> Scene:
 
 
 def scene_format(path) -> str:
-    """"blender", "llff", "nerfstudio" or "neus": the format of the scene in folder ``path``, from the file
-    present (see ``load_scene``); ValueError when the folder is missing or holds none."""
+    """"blender", "llff", "nerfstudio" or "neus": the format of the scene in folder ``path``,
+    from the file present (see ``load_scene``); ValueError when the folder is missing or holds
+    none."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: scene folder not found")

@@ -48,7 +48,8 @@ def load_nerfstudio(path, downscale: int = 1, llffhold: int = 8, ndc=None,
             ``masks_{downscale}/<name>``) where present, nerfstudio's layout; otherwise the
             full images shrunk on load (``_io.shrink``). Intrinsics are divided by it.
         llffhold: test = val = frames 0, llffhold, 2 llffhold, ... (LLFF's convention, every
-            8th); train = the rest.
+            8th); train = the rest. With ``unit_sphere`` they stay in train, as NeuS (and
+            ``load_neus``) validates on training views.
         ndc: None: NDC when the file marks the capture ``forward_facing``. True: LLFF's
             forward-facing frame (``llff.forward_facing_frame`` with ``depth_range`` as the
             bounds) and NDC, as for LLFF scenes. False: the file's frame.
@@ -148,8 +149,9 @@ def load_nerfstudio(path, downscale: int = 1, llffhold: int = 8, ndc=None,
     is_test = torch.zeros(len(views), dtype=torch.bool)
     is_test[::llffhold] = True
     test = views[is_test]
+    train = views if unit_sphere else views[~is_test]
     return Scene(name=path.name, kind="nerfstudio",
-                 splits={"train": views[~is_test], "val": test, "test": test},
+                 splits={"train": train, "val": test, "test": test},
                  near=near, far=far, bounds=bounds, background=None, ndc=ndc_params,
                  scale_mat=None if scale_mat is None else torch.tensor(scale_mat,
                                                                        dtype=torch.float32),

@@ -101,7 +101,7 @@ def split_note(scene: Scene, split: str) -> str:
         return (f"{n} of the {NERF_SYNTHETIC_TEST_VIEWS} test views of NeRF-synthetic "
                 f"{scene.name}: a subset, so not directly comparable with published numbers "
                 f"(which use all {NERF_SYNTHETIC_TEST_VIEWS})")
-    if scene.kind == "neus":
+    if scene.kind == "neus" or (scene.kind == "nerfstudio" and scene.bounds == "sphere"):
         return (f"{n} {split} views that are also training views (NeuS validates on its "
                 f"training images): not held out")
     if scene.kind in ("llff", "nerfstudio"):
