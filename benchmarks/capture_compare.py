@@ -15,23 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastfield.capture import align
 from fastfield.data import load_neus
 from fastfield.mesh import chamfer_distance, read_ply, sample_mesh_points
 
 N_POINTS = 20_000
-
-
-def umeyama(source: np.ndarray, target: np.ndarray):
-    """(s, R, t) minimising sum |s R source_i + t - target_i|^2 over [n, 3] point sets."""
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
-    flip = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        flip[2, 2] = -1
-    rotation = u @ flip @ vt
-    scale = np.trace(np.diag(singular) @ flip) / (a ** 2).sum(1).mean()
-    return scale, rotation, target_mean - scale * rotation @ source_mean
 
 
 def main(dataset_run: Path, recovered_run: Path, dtu: Path, capture: Path) -> dict:
@@ -42,16 +30,15 @@ def main(dataset_run: Path, recovered_run: Path, dtu: Path, capture: Path) -> di
     meta = json.loads((capture / "transforms.json").read_text())
     index = [int(Path(frame["file_path"]).stem) for frame in meta["frames"]]
     centres = np.array([frame["transform_matrix"] for frame in meta["frames"]])[:, :3, 3]
-    scale, rotation, shift = umeyama(centres, world_centres[index])
+    similarity = align(centres, world_centres[index])
     spread = np.linalg.norm(world_centres - world_centres.mean(0), axis=1).max()
-    alignment = np.linalg.norm(scale * centres @ rotation.T + shift - world_centres[index],
-                               axis=1)
+    alignment = np.linalg.norm(similarity.apply(centres) - world_centres[index], axis=1)
 
     generator = torch.Generator().manual_seed(0)
     vertices, faces, _ = read_ply(dataset_run / "mesh.ply")
     reference = sample_mesh_points(vertices, faces, N_POINTS, generator)
     vertices, faces, _ = read_ply(recovered_run / "mesh.ply")
-    moved = scale * vertices.astype(np.float64) @ rotation.T + shift
+    moved = similarity.apply(vertices.astype(np.float64))
     recovered = sample_mesh_points(moved, faces, N_POINTS, generator)
     second = sample_mesh_points(*read_ply(dataset_run / "mesh.ply")[:2], N_POINTS, generator)
     radius = float(scale_mat[0, 0])

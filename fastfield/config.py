@@ -63,8 +63,8 @@ class DataConfig:
             data["downscale"] = factor
         else:
             data["ndc"] = None  # ndc applied to LLFF only
-            if kind == "neus":
-                data["downscale"] = None  # the NeuS loader ignored it then
+            if kind == "neus" or data.get("downscale") == 1:
+                data["downscale"] = None  # full size (the NeuS loader ignored downscale then)
         return data
 
 

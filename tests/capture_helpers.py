@@ -1,5 +1,5 @@
-"""Photos with exactly known cameras for the capture tests, and the similarity alignment the
-checks compare camera centres with.
+"""Photos and a video with exactly known cameras for the capture tests, and the errors of
+recovered cameras after a similarity alignment.
 
 The photos show the built-in scene's shapes (fastfield.data.BuiltinShapes, shaded as in the
 built-in scene) standing on a floor plane with a value-noise texture: the shapes alone have too
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastfield.capture import align
 from fastfield.data import BuiltinShapes, orbit_path
 from fastfield.reference.rays import generate_rays
 
@@ -107,32 +108,18 @@ def render_video(path: Path, resolution: int = 96, n_frames: int = 48,
     return c2w
 
 
-def umeyama(source: np.ndarray, target: np.ndarray):
-    """The similarity (s, R, t) minimising sum |s R source_i + t - target_i|^2 (Umeyama 1991),
-    for [n, 3] point sets in float64."""
-    source_mean, target_mean = source.mean(0), target.mean(0)
-    a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
-    flip = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        flip[2, 2] = -1
-    rotation = u @ flip @ vt
-    scale = np.trace(np.diag(singular) @ flip) / (a ** 2).sum(1).mean()
-    return scale, rotation, target_mean - scale * rotation @ source_mean
-
-
 def aligned_errors(centres: np.ndarray, reference: np.ndarray, rotations=None,
                    reference_rotations=None):
-    """Centres [n, 3] aligned to ``reference`` by a similarity: (largest centre error as a
-    fraction of the reference spread (largest distance from the reference centroid), largest
-    rotation error in degrees or None). Rotations are camera-to-world [n, 3, 3] in one camera
-    convention."""
-    scale, rotation, shift = umeyama(centres, reference)
-    moved = scale * centres @ rotation.T + shift
+    """Centres [n, 3] aligned to ``reference`` by a similarity (fastfield.capture.align,
+    Umeyama; tested on its own in test_capture): (largest centre error as a fraction of the
+    reference spread (largest distance from the reference centroid), largest rotation error in
+    degrees or None). Rotations are camera-to-world [n, 3, 3] in one camera convention."""
+    similarity = align(centres, reference)
+    moved = similarity.apply(centres)
     spread = np.linalg.norm(reference - reference.mean(0), axis=1).max()
     centre_error = np.linalg.norm(moved - reference, axis=1).max() / spread
     if rotations is None:
         return centre_error, None
-    relative = np.einsum("ij,njk,nlk->nil", rotation, rotations, reference_rotations)
+    relative = np.einsum("ij,njk,nlk->nil", similarity.rotation, rotations, reference_rotations)
     cosine = (np.trace(relative, axis1=1, axis2=2) - 1) / 2
     return centre_error, float(np.degrees(np.arccos(np.clip(cosine, -1, 1))).max())

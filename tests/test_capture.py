@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from fastfield import cli
-from fastfield.capture import scene_to_colmap
+from fastfield.capture import Similarity, align, scene_to_colmap
 from fastfield.capture.frames import extract_frames, sharpness
 from fastfield.data import load_neus, load_scene
 from fastfield.data.neus import decompose_projection
 
-from capture_helpers import aligned_errors, render_photos, render_video, umeyama
+from capture_helpers import aligned_errors, render_photos, render_video
 from helpers import DTU, FERN, real_scene
 
 pycolmap = pytest.importorskip("pycolmap", reason="fastfield process needs the [capture] extra "
@@ -58,6 +58,18 @@ def orbit(tmp_path_factory):
     root = tmp_path_factory.mktemp("orbit")
     c2w = render_photos(root / "photos")
     return root, c2w
+
+
+def test_align_recovers_a_similarity_and_the_scene_frame_maps_back():
+    generator = np.random.default_rng(0)
+    q, _ = np.linalg.qr(generator.normal(size=(3, 3)))
+    truth = Similarity(2.5, q * np.sign(np.linalg.det(q)), generator.normal(size=3))
+    points = generator.normal(size=(20, 3))
+    found = align(points, truth.apply(points))
+    np.testing.assert_allclose(found.matrix(), truth.matrix(), atol=1e-12)
+    np.testing.assert_allclose(found.inverse().apply(truth.apply(points)), points, atol=1e-12)
+    meta = {"applied_transform": truth.matrix()[:3].tolist()}
+    np.testing.assert_allclose(scene_to_colmap(truth.apply(points), meta), points, atol=1e-12)
 
 
 def test_fern_registers_and_agrees_with_the_llff_poses(fern):
@@ -214,7 +226,6 @@ def test_dtu_registers_and_its_object_lands_in_the_unit_sphere(tmp_path, capsys)
     assert centre_error < 0.02
     # The dataset's object centre (its unit sphere's centre), carried into our scene frame by the
     # camera alignment, lies inside the unit sphere of our cameras_sphere.npz.
-    scale, rotation, shift = umeyama(world_centres[index], c2w[:, :3, 3])
-    centre = scale * rotation @ scale_mat[:3, 3] + shift
+    centre = align(world_centres[index], c2w[:, :3, 3]).apply(scale_mat[:3, 3])
     ours = np.load(tmp_path / "scene" / "cameras_sphere.npz")["scale_mat_0"]
     assert np.linalg.norm(np.linalg.solve(ours, np.append(centre, 1))[:3]) < 1.0

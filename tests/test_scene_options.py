@@ -70,6 +70,25 @@ def test_configs_from_before_one_downscale_migrate(tiny_scene, llff_scene):
     neus = from_dict(DataConfig, {**old, "downscale": 2, "path": str(tiny_scene["neus"])})
     assert (neus.downscale, neus.ndc) == (None, None)  # the NeuS loader ignored it then
     builtin = from_dict(DataConfig, {**old, "path": None})
-    assert (builtin.downscale, builtin.ndc) == (1, None)
+    assert (builtin.downscale, builtin.ndc) == (None, None)
     with pytest.raises(ValueError, match="data.factor.* now data.downscale"):
         apply_override(preset("nerf-small"), "data.factor=4")
+
+
+def test_a_checkpoint_from_before_loads_and_resumes_without_notices(tmp_path):
+    from fastfield.train import Trainer
+    from fastfield.train.checkpoint import load_checkpoint, save_atomic
+    from fastfield.train.run import load_run
+    from training_helpers import tiny_config
+
+    config = tiny_config("nerf-small", 2)
+    Trainer(config, tmp_path, device="cpu", progress=False).train()
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    data = payload["config"]["data"]
+    data.update(factor=8, ndc=True, downscale=1)  # what an older fastfield wrote
+    save_atomic(payload, tmp_path / "checkpoint.pt")
+    run = load_run(tmp_path, device="cpu")
+    assert (run.config.data.downscale, run.config.data.ndc) == (None, None)
+    config.iters = 3
+    resumed = Trainer(config, tmp_path, device="cpu", resume=True, progress=False)
+    assert not any("data." in notice for notice in resumed.notices), resumed.notices

@@ -7,11 +7,11 @@ oriented, centred and scaled (normalize.py) and written as nerfstudio's ``transf
 ``images/`` (+ ``images_2/4/8``), ``sparse_pc.ply`` and NeuS's ``cameras_sphere.npz``
 (writer.py), which ``fastfield.data.load_scene`` reads back for the NeRF and NeuS presets.
 """
-from .normalize import Similarity
+from .normalize import Similarity, align
 from .process import process
 from .summary import format_summary
 
-__all__ = ["process", "format_summary", "Similarity", "scene_to_colmap"]
+__all__ = ["process", "format_summary", "Similarity", "align", "scene_to_colmap"]
 
 
 def scene_to_colmap(points, transforms: dict):

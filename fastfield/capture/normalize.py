@@ -56,6 +56,21 @@ class Similarity:
         return np.concatenate([rotations, self.apply(centres)[:, :, None]], axis=2)
 
 
+def align(source: np.ndarray, target: np.ndarray) -> Similarity:
+    """The similarity minimising sum |S(source_i) - target_i|^2 (Umeyama 1991), e.g. recovered
+    camera centres onto reference ones: [n, 3] point sets, float64, n >= 3 not collinear."""
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    a, b = source - source_mean, target - target_mean
+    u, singular, vt = np.linalg.svd(b.T @ a / len(a))
+    flip = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        flip[2, 2] = -1
+    rotation = u @ flip @ vt
+    scale = float(np.trace(np.diag(singular) @ flip) / (a ** 2).sum(1).mean())
+    # S(x) = scale (R x + t): t = target_mean / scale - R source_mean.
+    return Similarity(scale, rotation, target_mean / scale - rotation @ source_mean)
+
+
 def inliers(errors: np.ndarray, track_lengths: np.ndarray) -> np.ndarray:
     """[m] bool: points with a small reprojection error seen by enough images (all points
     when fewer than 10 qualify)."""

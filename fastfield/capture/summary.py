@@ -1,6 +1,7 @@
 """The report ``fastfield process`` prints when it is done."""
 from typing import Dict, List
 
+TRAIN_SIZE = 1024  # longer image side the suggested training command aims at
 STAGES = ("frames", "checking", "features", "matching", "mapping", "undistortion", "writing")
 
 
@@ -52,5 +53,10 @@ def format_summary(summary: Dict) -> str:
     masks = ", masks/ (+ masks_2, masks_4, masks_8)" if summary["masks"] else ""
     lines.append(f"wrote {summary['out']}: transforms.json, images/ (+ images_2, images_4, "
                  f"images_8){masks}, sparse_pc.ply, cameras_sphere.npz, colmap/sparse/0")
-    lines.append(f"next: fastfield train --preset nerf-small --data {summary['out']}")
+    # Suggest the images_N folder that brings the longer side to about a thousand pixels.
+    longer = max(undistorted["width"], undistorted["height"])
+    factor = next((f for f in (1, 2, 4) if longer / f <= TRAIN_SIZE), 8)
+    shrink = (f" --set data.downscale={factor}  (images_{factor}: the photos are "
+              f"{undistorted['width']}x{undistorted['height']})" if factor > 1 else "")
+    lines.append(f"next: fastfield train --preset nerf-small --data {summary['out']}{shrink}")
     return "\n".join(lines)
