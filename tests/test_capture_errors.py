@@ -108,11 +108,19 @@ def test_photos_that_do_not_overlap(capsys, tmp_path):
     assert "no 3D model" in message or "photos registered (" in message
 
 
-def test_a_video_ffmpeg_cannot_read(capsys, tmp_path):
-    pytest.importorskip("imageio_ffmpeg")
+def test_a_video_ffmpeg_cannot_read_or_too_short(capsys, tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"this is not a video" * 100)
     assert_refused(capsys, tmp_path, video, tmp_path / "out", "clip.mp4: ffmpeg cannot read")
+    writer = imageio_ffmpeg.write_frames(str(video), (32, 32), macro_block_size=1,
+                                         ffmpeg_log_level="error")
+    writer.send(None)
+    for value in (0, 255):
+        writer.send(np.full((32, 32, 3), value, np.uint8))
+    writer.close()
+    assert_refused(capsys, tmp_path, video, tmp_path / "out", "clip.mp4: 2 frame(s)",
+                   "at least 3")
     notes = tmp_path / "notes.txt"
     notes.write_text("neither photos nor a video")
     assert_refused(capsys, tmp_path, notes, tmp_path / "out", "not a folder of photos or a video")

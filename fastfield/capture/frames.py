@@ -9,7 +9,7 @@ to their sharper close neighbours.
 """
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List
 
 import imageio.v3 as iio
 import numpy as np
@@ -61,21 +61,18 @@ def count_frames(video: Path) -> int:
     try:
         n_frames, _ = _ffmpeg().count_frames_and_secs(str(video))
     except (RuntimeError, OSError) as error:
-        raise ValueError(f"{video}: ffmpeg cannot read this video ({_ffmpeg_reason(error)})") \
-            from None
+        raise _unreadable(video, error) from None
     if n_frames < 1:
         raise ValueError(f"{video}: ffmpeg found no frames in this video")
     return int(n_frames)
 
 
-def extract_frames(video, folder, n_frames: int, progress: bool = True,
-                   check_interrupt: Optional[Callable[[], None]] = None) -> List[str]:
+def extract_frames(video, folder, n_frames: int, progress: bool = True) -> List[str]:
     """Write the sharpest frame of each of ``n_frames`` equal stretches of ``video`` to
     ``folder/frame_NNNNN.png`` (NNNNN: the frame's index in the video).
 
     Args:
         n_frames: frames wanted (all of them when the video has fewer).
-        check_interrupt: called after every decoded frame (it may raise to stop).
     Returns:
         The written file names, in video order.
     """
@@ -86,12 +83,11 @@ def extract_frames(video, folder, n_frames: int, progress: bool = True,
     bounds = np.linspace(0, total, n_frames + 1).round().astype(int)
     reader = _ffmpeg().read_frames(str(video))
     try:
-        meta = next(reader)
-        width, height = meta["size"]
+        width, height = _metadata(reader, video)["size"]
         written, best, best_score, stretch = [], None, -1.0, 0
         bar = tqdm(total=total, desc="frames", unit="frame", disable=not progress,
                    file=sys.stderr, leave=False)
-        for index, raw in enumerate(reader):
+        for index, raw in enumerate(_frames_of(reader, video)):
             frame = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
             while stretch < n_frames - 1 and index >= bounds[stretch + 1]:
                 if best is not None:
@@ -101,17 +97,33 @@ def extract_frames(video, folder, n_frames: int, progress: bool = True,
             if score > best_score:
                 best, best_score = (index, frame.copy()), score
             bar.update(1)
-            if check_interrupt is not None:
-                check_interrupt()
         bar.close()
-    except (RuntimeError, OSError, StopIteration) as error:
-        raise ValueError(f"{video}: ffmpeg cannot read this video ({_ffmpeg_reason(error)})") \
-            from None
     finally:
         reader.close()
     if best is not None:
         written.append(_write(folder, best))
     return written
+
+
+def _unreadable(video: Path, error: BaseException) -> ValueError:
+    return ValueError(f"{video}: ffmpeg cannot read this video ({_ffmpeg_reason(error)})")
+
+
+def _metadata(reader, video: Path) -> dict:
+    """The metadata ffmpeg's reader yields first; its failure as a one-line ValueError."""
+    try:
+        return next(reader)
+    except (RuntimeError, OSError, StopIteration) as error:
+        raise _unreadable(video, error) from None
+
+
+def _frames_of(reader, video: Path):
+    """The raw frames of the reader; decoding failures as one-line ValueErrors (the errors of
+    writing the kept frames stay what they are)."""
+    try:
+        yield from reader
+    except (RuntimeError, OSError) as error:
+        raise _unreadable(video, error) from None
 
 
 def _write(folder: Path, best) -> str:

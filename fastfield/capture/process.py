@@ -17,7 +17,7 @@ import numpy as np
 from . import normalize, sfm, writer
 from ..data._io import read_image
 from .frames import extract_frames
-from .images import check_photos, match_masks
+from .images import MIN_IMAGES, check_photos, match_masks
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 FORWARD_FACING = ("auto", "yes", "no")
@@ -79,7 +79,9 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
                 image_dir.mkdir()
                 mask_files = None
                 names = extract_frames(source, image_dir, frames, progress)
-                summary["video_frames_kept"] = len(names)
+                if len(names) < MIN_IMAGES:
+                    raise ValueError(f"{source}: {len(names)} frame(s); structure from motion "
+                                     f"needs at least {MIN_IMAGES}")
             else:
                 image_dir = source
                 names, size = check_photos(source, progress)
