@@ -87,7 +87,8 @@ def test_fern_registers_and_agrees_with_the_llff_poses(fern):
 def test_fern_scene_files_agree_with_each_other_and_with_colmap(fern):
     meta = json.loads((fern / "transforms.json").read_text())
     names, c2w = frames_of(fern)
-    assert meta["camera_model"] == "PINHOLE" and meta["created_by"] == "fastfield process"
+    assert meta["camera_model"] == "OPENCV" and meta["created_by"] == "fastfield process"
+    assert [meta[k] for k in ("k1", "k2", "p1", "p2")] == [0, 0, 0, 0]  # undistorted
     width, height = meta["w"], meta["h"]
     for name in names:
         assert iio.imread(fern / "images" / name).shape == (height, width, 3)

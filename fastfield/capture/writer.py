@@ -67,7 +67,7 @@ def opengl_poses(c2w_opencv: np.ndarray) -> np.ndarray:
 def transforms_record(model: SfmModel, c2w_opencv: np.ndarray, similarity: Similarity,
                       depth_range, aabb: np.ndarray, forward_facing: bool,
                       mask_paths: Optional[Dict[str, str]] = None) -> Dict:
-    """transforms.json's content: nerfstudio's keys (one shared PINHOLE camera, or per-frame
+    """transforms.json's content: nerfstudio's keys (one shared pinhole camera, or per-frame
     intrinsics if the undistorted cameras differ; mask_path per frame when masks were given)
     plus fastfield's (see fastfield.data.nerfstudio)."""
     shared = np.allclose(model.intrinsics, model.intrinsics[0], rtol=0, atol=1e-9)
@@ -82,8 +82,10 @@ def transforms_record(model: SfmModel, c2w_opencv: np.ndarray, similarity: Simil
         if mask_paths:
             frame["mask_path"] = mask_paths[name]
         frames.append(frame if shared else {**frame, **camera(intrinsics)})
-    record = {"camera_model": "PINHOLE", "w": model.width, "h": model.height,
-              **(camera(model.intrinsics[0]) if shared else {}), "frames": frames,
+    # OPENCV with zero distortion: a pinhole that every transforms.json reader knows.
+    record = {"camera_model": "OPENCV", "w": model.width, "h": model.height,
+              **(camera(model.intrinsics[0]) if shared else {}),
+              "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0, "frames": frames,
               "applied_transform": similarity.matrix()[:3].tolist(),
               "applied_scale": similarity.scale, "ply_file_path": PLY_NAME,
               "depth_range": [float(depth_range[0]), float(depth_range[1])],
