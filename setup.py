@@ -65,6 +65,9 @@ def _extensions():
 ext_modules, cmdclass = _extensions()
 # Plots, MP4 video and marching cubes; the tests exercise all three.
 FULL_EXTRAS = ["matplotlib", "imageio-ffmpeg", "scikit-image"]
+# `fastfield process` (structure from motion on your own photos): COLMAP's Python bindings,
+# imported by that command only; video frames come through imageio-ffmpeg (in [full]).
+CAPTURE_EXTRAS = ["pycolmap"]
 
 setup(
     name="fastfield",
@@ -75,6 +78,7 @@ setup(
     install_requires=["torch>=2.4", "numpy", "imageio", "tqdm"],
     extras_require={
         "full": FULL_EXTRAS,
+        "capture": CAPTURE_EXTRAS,
         "test": ["pytest", "pytest-benchmark", *FULL_EXTRAS],
     },
     entry_points={"console_scripts": ["fastfield = fastfield.app.cli:main"]},

@@ -23,18 +23,50 @@ from .fields.sdf import ColorConfig, SDFConfig
 
 @dataclass
 class DataConfig:
-    """Which scene and how to load it (see fastfield.data)."""
+    """Which scene and how to load it (see fastfield.data and train.scenes.load_config_scene).
+
+    Each option applies to the formats named beside it; setting one (away from its default)
+    for a scene of another format is an error, never ignored.
+    """
     path: Optional[str] = None       # None: the built-in scene
-    builtin_format: str = "blender"  # built-in scene written as "blender" or "neus"
-    builtin_resolution: int = 64
-    half_res: bool = False           # Blender
-    downscale: int = 1               # Blender: extra integer downscale for quick runs
+    builtin_format: str = "blender"  # built-in scene only: written as "blender" or "neus"
+    builtin_resolution: int = 64     # built-in scene only
+    # Every format: shrink the images by this integer factor from the scene's full resolution
+    # (LLFF and nerfstudio captures read their images_N/ folders where present). None: LLFF's
+    # images_8 (nerf-pytorch's default factor), full size for the other formats.
+    downscale: Optional[int] = None
+    half_res: bool = False           # Blender: nerf-pytorch's half_res (x2 on top of downscale)
     white_background: bool = True    # Blender
-    factor: int = 8                  # LLFF images_<factor>
-    llffhold: int = 8
-    ndc: bool = True
-    spherify: bool = False
-    use_masks: bool = True           # NeuS format
+    llffhold: int = 8                # LLFF, captures: every llffhold-th image held out
+    ndc: Optional[bool] = None       # LLFF, captures: None = LLFF on, captures when forward-facing
+    spherify: bool = False           # LLFF
+    use_masks: bool = True           # NeuS, captures with mask_path
+
+    @staticmethod
+    def migrate(data: Dict[str, Any]) -> Dict[str, Any]:
+        """A data section written before ``downscale`` served every format (it had LLFF's
+        ``factor`` beside a Blender-only ``downscale``, and ``ndc`` True by default),
+        rewritten to the resolution and options that run actually used."""
+        if "factor" not in data:
+            return data
+        from .data import scene_format  # the data layer never imports the config
+
+        data = dict(data)
+        factor = data.pop("factor")
+        if data.get("path") is None:
+            kind = data.get("builtin_format", "blender")
+        else:
+            try:
+                kind = scene_format(data["path"])
+            except ValueError:
+                kind = None  # the folder is gone: loading the scene will say so
+        if kind == "llff":
+            data["downscale"] = factor
+        else:
+            data["ndc"] = None  # ndc applied to LLFF only
+            if kind == "neus" or data.get("downscale") == 1:
+                data["downscale"] = None  # full size (the NeuS loader ignored downscale then)
+        return data
 
 
 @dataclass
@@ -75,7 +107,7 @@ def _presets() -> Dict[str, TrainConfig]:
         precrop_frac=0.5, lr=5e-4, lr_schedule="exponential", lr_decay_steps=500_000)
     fern = TrainConfig(
         model="nerf", nerf=NeRFConfig(n_coarse=64, n_fine=64, raw_noise_std=1.0),
-        data=DataConfig(factor=8, llffhold=8, ndc=True),
+        data=DataConfig(downscale=8, llffhold=8),
         iters=200_000, batch_rays=1024, batching="all_images", lr=5e-4,
         lr_schedule="exponential", lr_decay_steps=250_000)
     neus_womask = TrainConfig(
@@ -153,11 +185,19 @@ def _coerce(value: str, annotation, key: str):
     raise ValueError(f"{key}: cannot set a field of type {annotation} from the command line")
 
 
+# Options that were folded into others: the override names the one to use instead.
+RENAMED = {"data.factor": "data.downscale (one resolution option for every format; LLFF reads "
+                          "its images_N folder)"}
+
+
 def apply_override(config: Any, assignment: str) -> None:
     """Apply "dotted.key=value" to a (nested) dataclass config in place."""
     if "=" not in assignment:
         raise ValueError(f"override {assignment!r} must look like key=value (e.g. lr=1e-3)")
     key, value = assignment.split("=", 1)
+    if key.strip() in RENAMED:
+        raise ValueError(f"override {key.strip()!r}: that option is now "
+                         f"{RENAMED[key.strip()]}")
     target = config
     parts = key.strip().split(".")
     for depth, name in enumerate(parts):
@@ -179,8 +219,13 @@ def apply_override(config: Any, assignment: str) -> None:
 
 
 def from_dict(cls, data: Dict[str, Any]):
-    """Rebuild a (nested) dataclass from to_dict()'s output (checkpoints store configs so)."""
+    """Rebuild a (nested) dataclass from to_dict()'s output (checkpoints store configs so).
+
+    A class with a ``migrate`` static method gets the chance to rewrite data written by an
+    older fastfield first."""
     hints = typing.get_type_hints(cls)
+    if hasattr(cls, "migrate"):
+        data = cls.migrate(data)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:

@@ -69,7 +69,7 @@ def test_python_m_fastfield_help_lists_commands_and_presets():
     result = subprocess.run([sys.executable, "-m", "fastfield", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    for word in ("train", "eval", "render", "mesh", "chamfer", "demo", *PRESETS):
+    for word in ("train", "eval", "render", "mesh", "chamfer", "demo", "process", *PRESETS):
         assert word in result.stdout
 
 
@@ -141,6 +141,19 @@ def test_render_falls_back_to_gif_without_an_mp4_encoder(capsys, nerf_run, tmp_p
     assert code == 0
     assert (tmp_path / "orbit.gif").is_file() and not (tmp_path / "orbit.mp4").exists()
     assert "no MP4 encoder" in err and "orbit.gif" in out
+
+
+def test_eval_of_a_masked_neus_run_leads_with_the_masked_psnr(capsys, tmp_path):
+    out = tmp_path / "masked"
+    assert cli.main(["train", "--preset", "neus-small", "--out", str(out), "--device", "cpu",
+                     "--no-progress", *sets(tiny_overrides("neus-small", 2,
+                                                           "data.use_masks=true"))]) == 0
+    capsys.readouterr()
+    code, printed, err = run_cli(capsys, "eval", "--run", out, "--device", "cpu")
+    assert code == 0, err
+    metrics = json.loads((out / "eval_test" / "metrics.json").read_text())
+    assert printed.startswith(f"test: masked PSNR {metrics['mean_psnr_masked']:.2f} dB "
+                              f"(pixels inside the masks), PSNR {metrics['mean_psnr']:.2f} dB")
 
 
 def test_mesh_and_chamfer_of_a_neus_run(capsys, neus_run, tmp_path):

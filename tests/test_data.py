@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from fastfield.data import (Camera, Split, load_blender, load_llff, load_neus, load_scene,
-                            orbit_path, write_builtin_scene)
+                            orbit_path)
 from fastfield.data.blender import area_resize
 from fastfield.data.neus import decompose_projection
 
@@ -317,13 +317,6 @@ def test_decompose_projection_recovers_sign_flipped_scaled_cameras():
 
 # ----------------------------------------------------------------------------- loader errors
 
-@pytest.fixture(scope="module")
-def tiny_scene(tmp_path_factory):
-    """A 16x16 built-in scene (Blender + NeuS formats, 4 train views) to corrupt copies of."""
-    return write_builtin_scene(tmp_path_factory.mktemp("tiny"), resolution=16, n_train=4,
-                               n_val=1, n_test=1)
-
-
 @pytest.fixture
 def blender_copy(tiny_scene, tmp_path):
     return Path(shutil.copytree(tiny_scene["blender"], tmp_path / "blender"))
@@ -332,22 +325,6 @@ def blender_copy(tiny_scene, tmp_path):
 @pytest.fixture
 def neus_copy(tiny_scene, tmp_path):
     return Path(shutil.copytree(tiny_scene["neus"], tmp_path / "neus"))
-
-
-@pytest.fixture
-def llff_scene(tmp_path):
-    """Three 12x16 images (factor 8) with poses_bounds.npy for 96x128 at full size."""
-    path = tmp_path / "llff"
-    (path / "images_8").mkdir(parents=True)
-    rows = []
-    for i in range(3):
-        pose = np.concatenate([np.eye(3)[:, [1, 0, 2]] * [1, -1, 1], [[0.1 * i], [0], [0]]], 1)
-        rows.append(np.concatenate([np.concatenate([pose, [[96], [128], [100]]], 1).ravel(),
-                                    [2.0, 10.0]]))
-        iio.imwrite(path / "images_8" / f"image{i:03d}.png", np.full((12, 16, 3), 40 * i,
-                                                                      np.uint8))
-    np.save(path / "poses_bounds.npy", np.array(rows))
-    return path
 
 
 def edit_json(path: Path, edit):
@@ -437,7 +414,7 @@ def test_llff_errors(llff_scene):
     with pytest.raises(ValueError, match="images_8: 2 images but .*poses_bounds.npy holds 3"):
         load_llff(llff_scene)
     with pytest.raises(ValueError, match="images_4: folder not found"):
-        load_llff(llff_scene, factor=4)
+        load_llff(llff_scene, downscale=4)
     iio.imwrite(llff_scene / "images_8" / "image002.png", np.zeros((12, 16, 3), np.uint8))
     raw = np.load(llff_scene / "poses_bounds.npy")
     raw[:, 4] = 200  # full-size H no longer 8 x 12
@@ -460,3 +437,4 @@ def test_empty_and_missing_folders(tmp_path):
     (tmp_path / "cameras_sphere.npz").write_bytes(b"")
     with pytest.raises(ValueError, match="image: no .png/.jpg images found"):
         load_neus(tmp_path)
+

@@ -1,5 +1,5 @@
 """The ``fastfield`` command (also ``python -m fastfield``): train, eval, render, mesh, chamfer,
-demo.
+demo, process.
 
 Mistakes (an unknown preset or option, a missing data or run folder, a checkpoint of another
 model, a device that does not exist) end in one line on stderr saying what is wrong and what is
@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "--set neus.n_samples=16 --iters 500")
     train.add_argument("--preset", help="the configuration to start from (see the list below); "
                                         "optional with --resume")
-    train.add_argument("--data", help="scene folder (Blender, LLFF or NeuS format); default: "
-                                      "the built-in scene")
+    train.add_argument("--data", help="scene folder (Blender, LLFF, NeuS or transforms.json, "
+                                      "e.g. from fastfield process); default: the built-in "
+                                      "scene")
     train.add_argument("--out", help="run folder (default: runs/<preset>)")
     train.add_argument("--iters", type=int, help="training steps")
     _add_device(train)
@@ -136,7 +137,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     _add_device(demo)
     demo.set_defaults(handler=cmd_demo)
+    _add_process(commands)
     return parser
+
+
+def _add_process(commands) -> None:
+    from ..capture.process import DEFAULT_FRAMES, FORWARD_FACING
+    from ..capture.sfm import CAMERA_MODELS, MATCHING
+
+    process = commands.add_parser(
+        "process", help="your own photos or video -> a scene folder (COLMAP through pycolmap)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Structure from motion on a folder of photos or a video: COLMAP (pycolmap, "
+                    "pip install -e \".[capture]\") registers the images and the scene folder "
+                    "gets nerfstudio's transforms.json, undistorted images/ (+ images_2/4/8), "
+                    "sparse_pc.ply and NeuS's cameras_sphere.npz, ready for fastfield train "
+                    "--data with the NeRF and the NeuS presets.",
+        epilog="examples:\n  fastfield process my_photos/ --out scenes/mine\n"
+               "  fastfield process walkaround.mp4 --out scenes/walk --frames 200\n"
+               "  fastfield train --preset nerf-small --data scenes/mine")
+    process.add_argument("source", help="a folder of photos (png/jpg, all one size) or a video")
+    process.add_argument("--out", required=True,
+                         help="the scene folder to write (it must not exist; see --overwrite)")
+    process.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                         help=f"video: frames kept, spread over the video, the sharpest of each "
+                              f"stretch (default: {DEFAULT_FRAMES})")
+    process.add_argument("--camera-model", choices=CAMERA_MODELS, default=CAMERA_MODELS[0],
+                         help=f"COLMAP camera model shared by all images (default: "
+                              f"{CAMERA_MODELS[0]})")
+    process.add_argument("--matching", choices=MATCHING,
+                         help="feature matching (default: exhaustive for photos, sequential "
+                              "for video)")
+    process.add_argument("--forward-facing", choices=FORWARD_FACING, default="auto",
+                         help="whether the NeRF presets render the scene in NDC as LLFF scenes "
+                              "(default: auto, detected from the cameras and points)")
+    process.add_argument("--masks", metavar="DIR",
+                         help="photos only: object masks, one per photo (same name, or the "
+                              "i-th mask for the i-th photo), undistorted with the photos")
+    process.add_argument("--overwrite", action="store_true",
+                         help="replace --out if it is an earlier scene folder (or empty)")
+    process.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    process.add_argument("--verbose", action="store_true", help="show COLMAP's log")
+    process.set_defaults(handler=cmd_process)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -189,8 +231,12 @@ def cmd_eval(args) -> int:
     run = load_run(args.run, args.device, args.backend, args.precision)
     out = Path(args.out) if args.out else run.run_dir / f"eval_{args.split}"
     result = evaluate_run(run, args.split, out)
-    print(f"{args.split}: PSNR {result['mean_psnr']:.2f} dB, SSIM {result['mean_ssim']:.4f} "
-          f"(mean over views) -- {result['note']}; images and metrics.json in {out}")
+    # A run with object masks is judged on the object, as NeuS reports it: that number first.
+    masked = (f"masked PSNR {result['mean_psnr_masked']:.2f} dB (pixels inside the masks), "
+              if "mean_psnr_masked" in result else "")
+    print(f"{args.split}: {masked}PSNR {result['mean_psnr']:.2f} dB, SSIM "
+          f"{result['mean_ssim']:.4f} (mean over views) -- {result['note']}; images and "
+          f"metrics.json in {out}")
     return 0
 
 
@@ -230,6 +276,17 @@ def cmd_demo(args) -> int:
 
     summary_path = run_demo(args.out, args.device)
     print(f"demo finished: {summary_path}")
+    return 0
+
+
+def cmd_process(args) -> int:
+    from ..capture import format_summary, process
+
+    summary = process(args.source, args.out, frames=args.frames, camera_model=args.camera_model,
+                      matching=args.matching, forward_facing=args.forward_facing,
+                      masks=args.masks, overwrite=args.overwrite, progress=not args.no_progress,
+                      verbose=args.verbose)
+    print(format_summary(summary))
     return 0
 
 

@@ -63,6 +63,6 @@ def load_run(run_dir, device="auto", backend: Optional[str] = None,
     model = build_model(config)
     load_model_state(model, payload["model"], path)
     model.to(device).eval()
-    scene = load_config_scene(config.data) if load_scene else None
+    scene = load_config_scene(config.data, config.model) if load_scene else None
     return TrainedRun(run_dir, config, model, scene, int(payload["step"]), backend, precision,
                       device)

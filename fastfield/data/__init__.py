@@ -1,6 +1,7 @@
 """Scenes: images, cameras and bounds, loaded the way nerf-pytorch and NeuS load them.
 
-``load_scene(path)`` reads a Blender (NeRF synthetic), LLFF or NeuS/DTU folder;
+``load_scene(path)`` reads a Blender (NeRF synthetic), LLFF, NeuS/DTU or nerfstudio
+(``transforms.json``, what ``fastfield process`` writes) folder;
 ``builtin_scene()`` generates (once, then caches) a small scene with a known surface and loads
 it through the same loaders. Images stay uint8 on the CPU; rays are never precomputed.
 """
@@ -10,12 +11,15 @@ from .blender import load_blender
 from .builtin import BuiltinShapes, builtin_scene, write_builtin_scene
 from .camera import Camera
 from .llff import load_llff
+from .nerfstudio import load_nerfstudio
 from .neus import load_neus
 from .paths import orbit_path, spiral_path
 from .scene import Scene, Split
 
+# Checked in this order: a fastfield capture holds transforms.json and cameras_sphere.npz.
 _FORMATS = (("transforms_train.json", "blender", load_blender),
             ("poses_bounds.npy", "llff", load_llff),
+            ("transforms.json", "nerfstudio", load_nerfstudio),
             ("cameras_sphere.npz", "neus", load_neus))
 
 
@@ -23,8 +27,8 @@ def load_scene(path, kind: str = "auto", **options) -> Scene:
     """Load the scene in folder ``path``; ``options`` go to the format's loader.
 
     ``kind="auto"`` picks the format from the file present: transforms_train.json -> Blender
-    (``load_blender``), poses_bounds.npy -> LLFF (``load_llff``), cameras_sphere.npz -> NeuS
-    (``load_neus``).
+    (``load_blender``), poses_bounds.npy -> LLFF (``load_llff``), transforms.json -> nerfstudio
+    (``load_nerfstudio``), cameras_sphere.npz -> NeuS (``load_neus``), checked in that order.
     """
     loaders = {name: loader for _, name, loader in _FORMATS}
     if kind == "auto":
@@ -35,8 +39,9 @@ def load_scene(path, kind: str = "auto", **options) -> Scene:
 
 
 def scene_format(path) -> str:
-    """"blender", "llff" or "neus": the format of the scene in folder ``path``, from the file
-    present (see ``load_scene``); ValueError when the folder is missing or holds none."""
+    """"blender", "llff", "nerfstudio" or "neus": the format of the scene in folder ``path``,
+    from the file present (see ``load_scene``); ValueError when the folder is missing or holds
+    none."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: scene folder not found")
@@ -48,5 +53,6 @@ def scene_format(path) -> str:
 
 
 __all__ = ["Camera", "Split", "Scene", "load_scene", "load_blender", "load_llff", "load_neus",
+           "load_nerfstudio",
            "builtin_scene", "write_builtin_scene", "BuiltinShapes", "orbit_path", "spiral_path",
            "scene_format"]

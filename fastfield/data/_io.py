@@ -11,6 +11,8 @@ from typing import Iterator, Mapping, Optional, Sequence, Tuple
 import imageio.v3 as iio
 import numpy as np
 
+from ..core.checks import int_at_least
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
@@ -134,3 +136,29 @@ def read_images(paths: Sequence[Path], channels: str,
             raise ValueError(f"{path}: image is {image.shape[0]}x{image.shape[1]} (HxW), expected "
                              f"{expected_hw[0]}x{expected_hw[1]} like {expected_from}")
         yield image
+
+
+def require_downscale(value, name: str = "downscale") -> int:
+    """``value`` as an integer shrink factor >= 1 (core.checks.int_at_least's errors)."""
+    return int_at_least(None, name, value, 1)
+
+
+def shrink(image: np.ndarray, factor: int, where="image") -> np.ndarray:
+    """[H, W, ...] image shrunk by an integer ``factor``: the last H % factor rows and
+    W % factor columns are cropped, then each factor x factor block is averaged (uint8 input is
+    rounded back to uint8; float stays float32).
+
+    Output pixel i covers input pixels [i f, (i + 1) f), so a continuous image coordinate maps
+    as x' = x / f (pixel corners at integers: nerfstudio, COLMAP) or, with integer pixel
+    indices at pixel centres (NeuS), x' = (x + 0.5) / f - 0.5.
+    """
+    if factor == 1:
+        return image
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    if height == 0 or width == 0:
+        raise ValueError(f"{where}: a {image.shape[0]}x{image.shape[1]} image cannot be shrunk "
+                         f"by a factor of {factor} (downscale)")
+    blocks = image[:height * factor, :width * factor].astype(np.float32).reshape(
+        height, factor, width, factor, *image.shape[2:])
+    mean = blocks.mean(axis=(1, 3))
+    return np.round(mean).clip(0, 255).astype(np.uint8) if image.dtype == np.uint8 else mean

@@ -5,16 +5,16 @@ import numpy as np
 import torch
 
 from .scene import Scene, Split
-from ._io import (as_array, list_images, read_images, read_npz, require_dir, require_file,
-                  require_key)
+from ._io import (as_array, list_images, read_images, read_npz, require_dir, require_downscale,
+                  require_file, require_key, shrink)
 from .camera import Camera
-from .paths import normalize, orbit_path
+from .paths import orbit_of_cameras
 
 ORBIT_FRAMES = 60
 
 
 def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
-              holdout: int = 8) -> Scene:
+              holdout: int = 8, downscale: int = 1) -> Scene:
     """Load ``image/*.png``, ``mask/*.png`` (each sorted by name) and the camera file.
 
     Camera i is P = (world_mat_i @ scale_mat_i)[:3, :4], which projects the normalised frame
@@ -31,6 +31,9 @@ def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
         use_masks: read ``mask/`` (one mask per image); False gives ``masks = None``.
         holdout: val and test are every ``holdout``-th image. They stay in train too, as
             NeuS validates on its training views.
+        downscale: shrink images and masks by this integer factor (``_io.shrink``: crop to a
+            multiple, average blocks); intrinsics follow x' = (x + 0.5) / f - 0.5, the
+            pixel-centre mapping (fx, fy / f; cx' = (cx + 0.5) / f - 0.5).
     Returns:
         Scene with bounds "sphere", near = far = 0, no background, and a 60-frame orbit around
         the sphere centre at the cameras' mean distance and elevation as ``render_path``.
@@ -38,9 +41,15 @@ def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
     path = require_dir(path, "a NeuS scene with image/, mask/ and a cameras .npz")
     if holdout < 1:
         raise ValueError(f"holdout must be >= 1, got {holdout!r}")
+    factor = require_downscale(downscale)
     camera_path = require_file(path / cameras, "the NeuS cameras (world_mat_i, scale_mat_i)")
     image_files = list_images(path / "image", "the NeuS images image/*.png")
-    images = np.stack(list(read_images(image_files, "rgb")))
+    full_hw = None
+    images = []
+    for image in read_images(image_files, "rgb"):
+        full_hw = full_hw or image.shape[:2]
+        images.append(shrink(image, factor, image_files[0]))
+    images = np.stack(images)
     n_images, height, width = images.shape[:3]
 
     arrays = read_npz(camera_path)
@@ -58,7 +67,8 @@ def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
     intrinsics, c2w = [], []
     for i, projection in enumerate(projections):
         K, pose = decompose_projection(projection, f"{camera_path}: camera {i}")
-        intrinsics.append((K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+        intrinsics.append((K[0, 0] / factor, K[1, 1] / factor, (K[0, 2] + 0.5) / factor - 0.5,
+                           (K[1, 2] + 0.5) / factor - 0.5))
         c2w.append(pose)
     cameras_all = Camera.from_numpy(np.stack(c2w), np.array(intrinsics), height, width,
                                     "opencv")
@@ -69,9 +79,9 @@ def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
         if len(mask_files) != n_images:
             raise ValueError(f"{path / 'mask'}: {len(mask_files)} masks but {n_images} images "
                              f"in {path / 'image'}")
-        masks = np.stack(list(read_images(mask_files, "first", (height, width),
-                                          str(image_files[0]))))
-        masks = torch.from_numpy(masks[..., 0].astype(np.float32) / 255.0)
+        masks = np.stack([shrink(mask[..., 0].astype(np.float32) / 255.0, factor) for mask in
+                          read_images(mask_files, "first", full_hw, str(image_files[0]))])
+        masks = torch.from_numpy(masks)
 
     train = Split(torch.from_numpy(images), cameras_all, masks, [f.name for f in image_files])
     held_out = train[::holdout]
@@ -79,7 +89,8 @@ def load_neus(path, cameras: str = "cameras_sphere.npz", use_masks: bool = True,
                  splits={"train": train, "val": held_out, "test": held_out},
                  near=0.0, far=0.0, bounds="sphere", background=None, ndc=None,
                  scale_mat=torch.as_tensor(matrix("scale_mat_0"), dtype=torch.float32),
-                 render_path=_orbit(np.stack(c2w), intrinsics[0], height, width))
+                 render_path=orbit_of_cameras(np.stack(c2w), "opencv", ORBIT_FRAMES,
+                                              intrinsics[0], height, width))
 
 
 def decompose_projection(projection: np.ndarray, where: str = "projection"):
@@ -108,14 +119,3 @@ def decompose_projection(projection: np.ndarray, where: str = "projection"):
     K, R = K * signs, signs[:, None] * R
     center = -np.linalg.solve(rotation_part, projection[:, 3])
     return K / K[2, 2], np.concatenate([R.T, center[:, None]], axis=1)
-
-
-def _orbit(c2w: np.ndarray, intrinsics, height: int, width: int) -> Camera:
-    """Orbit around the sphere centre at the cameras' mean distance and elevation, with "up"
-    the cameras' mean up axis (-y in OpenCV), starting on the side the cameras are on."""
-    positions = c2w[:, :, 3]
-    distances = np.linalg.norm(positions, axis=1)
-    up = normalize(-c2w[:, :, 1].mean(0))
-    elevation = np.degrees(np.arcsin(np.clip(positions @ up / distances, -1.0, 1.0))).mean()
-    return orbit_path((0.0, 0.0, 0.0), distances.mean(), elevation, ORBIT_FRAMES, intrinsics,
-                      height, width, "opencv", up=up, front=positions.mean(0))

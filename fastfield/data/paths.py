@@ -100,3 +100,23 @@ def spiral_path(c2w_average: np.ndarray, up: Sequence[float], radii: Sequence[fl
     focus = c2w_average @ np.array([0.0, 0.0, -focus_depth, 1.0])
     c2w = pose_from_axes(positions - focus, up, positions)
     return Camera.from_numpy(to_convention(c2w, convention), intrinsics, height, width, convention)
+
+
+def orbit_of_cameras(c2w: np.ndarray, convention: str, n_frames: int,
+                     intrinsics: Sequence[float], height: int, width: int,
+                     center: Sequence[float] = (0.0, 0.0, 0.0)) -> Camera:
+    """An orbit around ``center`` at the cameras' mean distance and elevation, "up" the
+    cameras' mean up axis (+y in OpenGL, -y in OpenCV), starting on the side they are on.
+
+    Args:
+        c2w: [n, 3, 4] the scene's cameras in ``convention``. intrinsics: (fx, fy, cx, cy).
+    Returns:
+        Camera with ``n_frames`` cameras in ``convention``.
+    """
+    center = np.asarray(center, dtype=np.float64)
+    offsets = c2w[:, :, 3] - center
+    distances = np.linalg.norm(offsets, axis=1)
+    up = normalize((c2w[:, :, 1] if convention == "opengl" else -c2w[:, :, 1]).mean(0))
+    elevation = np.degrees(np.arcsin(np.clip(offsets @ up / distances, -1.0, 1.0))).mean()
+    return orbit_path(center, distances.mean(), elevation, n_frames, intrinsics, height, width,
+                      convention, up=up, front=offsets.mean(0))

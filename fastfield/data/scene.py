@@ -53,7 +53,8 @@ class Scene:
 
     Attributes:
         name: folder name (or "builtin").
-        kind: "blender" | "llff" | "neus".
+        kind: "blender" | "llff" | "neus" | "nerfstudio" (transforms.json, e.g. from
+            ``fastfield process``).
         splits: "train", "val", "test" (those loaded). For NeuS, val and test are views that
             are also in train (NeuS validates on its training images).
         near, far: bounds along rays when ``bounds == "fixed"`` (Blender 2/6; LLFF 0/1 in NDC or
@@ -65,6 +66,9 @@ class Scene:
         scale_mat: [4, 4] (NeuS) maps the normalised unit-sphere frame of the cameras back to
             world coordinates (apply it to meshes); None means identity.
         render_path: cameras for videos (an orbit for 360 scenes, a spiral for LLFF).
+        aabb: [2, 3] float32 (min corner, max corner) of the region the scene occupies in the
+            cameras' frame (from a capture's sparse points and cameras), for occupancy grids
+            and box bounds; None when the format gives none (Blender, LLFF, NeuS, NDC scenes).
     """
 
     name: str
@@ -77,6 +81,7 @@ class Scene:
     ndc: Optional[dict]
     scale_mat: Optional[Tensor]
     render_path: Camera
+    aabb: Optional[Tensor] = None
 
     def split(self, name: str) -> Split:
         if name not in self.splits:

@@ -45,8 +45,8 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
     Returns:
         {"scene", "split", "n_views", "note" (what the views are: a subset, held in or out),
         "mean_psnr", "mean_ssim", "views": [{"index", "name", "psnr", "ssim"}], "backend",
-        "precision"}. PSNR is computed per view, then averaged. NeuS scenes loaded with masks
-        also get "psnr_masked" per view (over the pixels with mask > 0.5, as NeuS reports its
+        "precision"}. PSNR is computed per view, then averaged. Unit-sphere (NeuS) scenes with
+        masks also get "psnr_masked" per view (over the pixels with mask > 0.5, as NeuS reports its
         PSNR when training with masks) and "mean_psnr_masked".
     """
     device = device or next(model.parameters()).device
@@ -54,7 +54,7 @@ def evaluate(model: nn.Module, scene: Scene, split: str = "test", out_dir=None, 
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    masked = scene.kind == "neus" and views.masks is not None
+    masked = scene.bounds == "sphere" and views.masks is not None  # NeuS scenes with masks
     records = []
     for index in tqdm(range(len(views)), desc=f"eval {split}", disable=not progress,
                       file=sys.stderr, leave=False):

@@ -1,5 +1,6 @@
 """The scene a training config names, and how a model renders it."""
-from typing import Any, Dict
+import dataclasses
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -10,31 +11,67 @@ NERF_SYNTHETIC = ("chair", "drums", "ficus", "hotdog", "lego", "materials", "mic
 NERF_SYNTHETIC_TEST_VIEWS = 200
 
 
-def load_config_scene(data) -> Scene:
+# The DataConfig options each format's loader honours (besides path and the builtin_* pair,
+# which choose the scene). Setting any other option away from its default is an error.
+FORMAT_OPTIONS = {"blender": ("downscale", "half_res", "white_background"),
+                  "llff": ("downscale", "llffhold", "ndc", "spherify"),
+                  "neus": ("downscale", "use_masks"),
+                  "nerfstudio": ("downscale", "llffhold", "ndc", "use_masks")}
+FORMAT_NAMES = {"blender": "Blender", "llff": "LLFF", "neus": "NeuS",
+                "nerfstudio": "nerfstudio (transforms.json) capture"}
+SCENE_CHOICE = ("path", "builtin_format", "builtin_resolution")
+
+
+def load_config_scene(data, model: Optional[str] = None) -> Scene:
     """The scene of a fastfield.config.DataConfig, with the options that apply to its format.
 
-    ``data.path`` None is the built-in scene (``builtin_format``, ``builtin_resolution``).
+    ``data.path`` None is the built-in scene (``builtin_format``, ``builtin_resolution``). An
+    option set for a format whose loader cannot honour it is a ValueError naming it (see
+    FORMAT_OPTIONS). ``model`` "neus" loads a nerfstudio capture in its unit-sphere frame
+    (cameras_sphere.npz); other formats come as they are.
     """
-    options = {"blender": dict(half_res=data.half_res, white_background=data.white_background,
-                               downscale=data.downscale),
-               "llff": dict(factor=data.factor, llffhold=data.llffhold, ndc=data.ndc,
-                            spherify=data.spherify),
-               "neus": dict(use_masks=data.use_masks)}
     if data.path is None:
         if data.builtin_format not in ("blender", "neus"):
             raise ValueError(f"data.builtin_format must be 'blender' or 'neus', "
                              f"got {data.builtin_format!r}")
-        return builtin_scene(kind=data.builtin_format, resolution=data.builtin_resolution,
-                             **options[data.builtin_format])
-    kind = scene_format(data.path)
-    return load_scene(data.path, kind=kind, **options[kind])
+        kind = data.builtin_format
+    else:
+        kind = scene_format(data.path)
+    options = format_options(data, kind)
+    if kind == "nerfstudio":
+        options["unit_sphere"] = model == "neus"
+    if data.path is None:
+        return builtin_scene(kind=kind, resolution=data.builtin_resolution, **options)
+    return load_scene(data.path, kind=kind, **options)
+
+
+def format_options(data, kind: str) -> Dict[str, Any]:
+    """The loader keywords of ``data`` for format ``kind``; ValueError for a set option that
+    the format does not take. Options that are None (downscale, ndc) are left to the loader's
+    default."""
+    defaults = type(data)()
+    for option in (f.name for f in dataclasses.fields(data)):
+        if option in SCENE_CHOICE or option in FORMAT_OPTIONS[kind]:
+            continue
+        value = getattr(data, option)
+        if value != getattr(defaults, option):
+            takers = [FORMAT_NAMES[k] for k, names in FORMAT_OPTIONS.items() if option in names]
+            raise ValueError(f"data.{option}={value} applies to {' and '.join(takers)} scenes; "
+                             f"{_scene_label(data)} is {FORMAT_NAMES[kind]} (unset the option)")
+    return {option: getattr(data, option) for option in FORMAT_OPTIONS[kind]
+            if getattr(data, option) is not None}
+
+
+def _scene_label(data) -> str:
+    return "the built-in scene" if data.path is None else f"scene {data.path}"
 
 
 def check_scene_for_model(scene: Scene, config) -> None:
     """ValueError when ``scene`` cannot train the model of ``config`` as configured."""
     if config.model == "neus" and scene.bounds != "sphere":
         raise ValueError(f"NeuS needs a scene normalised to the unit sphere (NeuS format with "
-                         f"cameras_sphere.npz); scene {scene.name!r} is {scene.kind} "
+                         f"cameras_sphere.npz, or a fastfield process capture); scene "
+                         f"{scene.name!r} is {scene.kind} "
                          f"(use data.builtin_format=neus for the built-in scene)")
     if config.model == "neus" and config.mask_weight > 0 and scene.split("train").masks is None:
         raise ValueError(f"mask_weight={config.mask_weight} needs object masks, but scene "
@@ -64,10 +101,10 @@ def split_note(scene: Scene, split: str) -> str:
         return (f"{n} of the {NERF_SYNTHETIC_TEST_VIEWS} test views of NeRF-synthetic "
                 f"{scene.name}: a subset, so not directly comparable with published numbers "
                 f"(which use all {NERF_SYNTHETIC_TEST_VIEWS})")
-    if scene.kind == "neus":
+    if scene.kind == "neus" or (scene.kind == "nerfstudio" and scene.bounds == "sphere"):
         return (f"{n} {split} views that are also training views (NeuS validates on its "
                 f"training images): not held out")
-    if scene.kind == "llff":
+    if scene.kind in ("llff", "nerfstudio"):
         return f"{n} held-out views (LLFF hold-out: every llffhold-th image)"
     if scene.name == "builtin":
         return f"all {n} held-out {split} views of the built-in scene"

@@ -21,8 +21,8 @@ from ..config import TrainConfig, to_dict
 from ..fields import build_model
 from ..render import DEFAULT_BACKEND, backend_ops
 from .batching import PixelSampler
-from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_path, config_differences,
-                         load_checkpoint, load_model_state, save_atomic)
+from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_config, checkpoint_path,
+                         config_differences, load_checkpoint, load_model_state, save_atomic)
 from .device import resolve_device
 from .evaluate import render_view
 from .images import view_panels, write_side_by_side
@@ -70,7 +70,7 @@ class Trainer:
         if notice:
             self.notices.append(notice)
 
-        self.scene = load_config_scene(config.data)
+        self.scene = load_config_scene(config.data, config.model)
         check_scene_for_model(self.scene, config)
         train = self.scene.split("train")
         # The training images stay uint8 on the training device: memory grows with the images,
@@ -120,7 +120,9 @@ class Trainer:
             raise ValueError(f"{self.out_dir}: no {self.checkpoint_path.name} to resume from")
         payload = load_checkpoint(self.checkpoint_path)
         check_compatible(payload, self.config, self.checkpoint_path)
-        changed = [d for d in config_differences(payload["config"], to_dict(self.config), "")
+        # The stored config as this fastfield reads it (older data sections migrated).
+        stored = to_dict(checkpoint_config(payload))
+        changed = [d for d in config_differences(stored, to_dict(self.config), "")
                    if not d.startswith((".iters ", ".log_every ", ".val_every ", ".ckpt_every "))]
         if changed:
             self.notices.append("resuming with changed settings: "
