@@ -79,7 +79,7 @@ setup(
     extras_require={
         "full": FULL_EXTRAS,
         "capture": CAPTURE_EXTRAS,
-        "test": ["pytest", "pytest-benchmark", *FULL_EXTRAS],
+        "test": ["pytest", "pytest-benchmark", "pytest-xdist", *FULL_EXTRAS],
     },
     entry_points={"console_scripts": ["fastfield = fastfield.app.cli:main"]},
     ext_modules=ext_modules,

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fastfield  # noqa: E402
+import fastfield._backend  # noqa: E402
 from bench_composite import (_density_inputs, _sdf_inputs, packed_density_inputs,  # noqa: E402
                              packed_offsets)
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import fastfield
+import fastfield._backend
 
 MODE = os.environ.get("FASTFIELD_BENCH", "cpu")
 if MODE not in ("smoke", "cpu", "gpu"):

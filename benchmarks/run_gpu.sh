@@ -94,13 +94,18 @@ else
 fi
 
 KERNEL_TESTS=(tests/test_composite_density.py tests/test_composite_sdf.py tests/test_pdf.py
-              tests/test_rays.py tests/test_sampling.py)
+              tests/test_rays.py tests/test_sampling.py tests/test_tile.py tests/test_marching.py
+              tests/test_marching_checks.py tests/test_occupancy.py tests/test_encoding.py
+              tests/test_encoding_inputs.py tests/test_hash_grid.py)
 KERNEL_BENCH=(benchmarks/bench_composite.py benchmarks/bench_pdf.py benchmarks/bench_sampling.py
-              benchmarks/bench_rays.py)
+              benchmarks/bench_rays.py benchmarks/bench_marching.py benchmarks/bench_encoding.py)
+# 8 pytest workers where pytest-xdist is installed (the test extra has it); one process otherwise.
+WORKERS=()
+"$PY" -c "import xdist" 2>/dev/null && WORKERS=(-n 8)
 
 if [ "$STAGE" = "kernels" ]; then
   stage "kernel tests, CUDA cases" 60 tests_cuda.txt \
-    "$PY" -m pytest "${KERNEL_TESTS[@]}" -k cuda -n 8 -q -p no:cacheprovider "${COLLECT[@]}"
+    "$PY" -m pytest "${KERNEL_TESTS[@]}" -k cuda "${WORKERS[@]}" -q -p no:cacheprovider "${COLLECT[@]}"
   tail -3 "$OUT/tests_cuda.txt" | tee -a "$OUT/log.txt"
   if [ "$DRY_RUN" = 1 ]; then
     stage "bandwidth (dry run on the CPU)" 60 bandwidth.txt \

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import fastfield  # noqa: F401  (loads the kernels once, before any test imports them)
+import fastfield._backend  # value_checks; the kernels load on first use
 from fastfield.data import write_builtin_scene
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -54,9 +54,12 @@ def hash_encode(x: Tensor, params: Tensor, n_levels: int = 16, n_features: int =
                           per_level_scale)
     if x.dim() != 2 or x.shape[1] != 3:
         raise ValueError(f"fastfield.{op}: x must be [n, 3], got {list(x.shape)}")
-    if tuple(params.shape) != spec.params_shape:
+    # Spelled out rather than spec.params_shape: torch 2.4's dynamo cannot trace a NamedTuple's
+    # property under torch.compile(fullgraph=True).
+    expected = (spec.n_levels, 2 ** spec.log2_table_size, spec.n_features)
+    if tuple(params.shape) != expected:
         raise ValueError(f"fastfield.{op}: params must be [n_levels, 2**log2_table_size, "
-                         f"n_features] = {list(spec.params_shape)}, got {list(params.shape)}")
+                         f"n_features] = {list(expected)}, got {list(params.shape)}")
     x, params = float_inputs(op, x, params)
     check_kernel(op + "_fwd", x)
     return torch.ops.fastfield.hash_encode_fwd(x, params, spec.base_resolution,
