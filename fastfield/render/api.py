@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
 from .backend import DEFAULT_BACKEND, backend_ops
+from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
 
@@ -21,13 +22,12 @@ Bound = Union[None, float, Tensor]
 
 def bytes_per_ray(pipeline: Pipeline) -> int:
     """A generous estimate of the memory one ray needs while rendering without gradients:
-    every sample keeps a few activations of the widest layer alive; a pipeline that keeps an
-    autograd graph (NeuS's normals need d sdf / d x) also every layer's."""
-    module = pipeline.module
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)] if module is not None else []
-    widest = max((m.out_features for m in linears), default=64)
-    per_point = 4 * widest * (8 + (2 * len(linears) if pipeline.keeps_graph else 0))
-    return pipeline.points_per_ray() * per_point
+    every sample keeps a few activations of the widest layer alive (``bytes_per_point``). A
+    pipeline whose samples per ray vary (the occupancy-grid marcher) says itself what a ray
+    costs (``pipeline.bytes_per_ray()``) and bounds its field evaluations by samples."""
+    if hasattr(pipeline, "bytes_per_ray"):
+        return pipeline.bytes_per_ray()
+    return pipeline.points_per_ray() * bytes_per_point(pipeline.module, pipeline.keeps_graph)
 
 
 def auto_chunk(pipeline: Pipeline, device: torch.device) -> int:
