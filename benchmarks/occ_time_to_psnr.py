@@ -6,7 +6,13 @@ training time. The baseline's PSNR at its last step is the target the occupancy 
 
     nice -n 5 python benchmarks/occ_time_to_psnr.py --out /tmp/occ-measure [--runs base,occ]
 
-Writes one JSON line per evaluation to <out>/results.jsonl and prints them.
+Writes one JSON line per evaluation to <out>/results.jsonl and prints them. On a shared
+machine run the two side by side instead, one thread each, so that both see the same load:
+
+    python benchmarks/occ_time_to_psnr.py --out DIR --runs base --threads 1 &
+    python benchmarks/occ_time_to_psnr.py --out DIR --runs occ --threads 1 --target 99 &
+
+and read the time at which the occupancy run first reaches the baseline's last PSNR.
 """
 import argparse
 import json
@@ -27,7 +33,7 @@ OCC = ("nerf-small-occ", ["data.builtin_resolution=32", "iters=600"])
 QUIET = ["log_every=25", "val_every=0", "ckpt_every=100000"]
 
 
-def run(label, name, overrides, out: Path, eval_every: int, stop_psnr=None):
+def run(label, name, overrides, out: Path, eval_every: int, stop_psnr=None, threads=2):
     config = preset(name)
     for assignment in overrides + QUIET:
         apply_override(config, assignment)
@@ -54,7 +60,7 @@ def run(label, name, overrides, out: Path, eval_every: int, stop_psnr=None):
             raise StopIteration
         state["since"] = time.perf_counter()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     try:
         trainer.train(callback)
     except StopIteration:
@@ -69,6 +75,8 @@ def main():
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--target", type=float, default=None,
                         help="PSNR to stop the occupancy run at (default: the baseline's last)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label", default="occ", help="name of the occupancy run's folder")
     parser.add_argument("--occ-set", action="append", default=[],
                         help="extra overrides of the occupancy run")
     args = parser.parse_args()
@@ -77,11 +85,12 @@ def main():
     target = args.target
     runs = args.runs.split(",")
     if "base" in runs:
-        records = run("base", *BASE, out, args.eval_every)
+        records = run("base", *BASE, out, args.eval_every, threads=args.threads)
         target = records[-1]["test_psnr"] if target is None else target
     if "occ" in runs:
         name, overrides = OCC
-        run("occ", name, overrides + args.occ_set, out, args.eval_every, stop_psnr=target)
+        run(args.label, name, overrides + args.occ_set, out, args.eval_every, stop_psnr=target,
+            threads=args.threads)
 
 
 if __name__ == "__main__":

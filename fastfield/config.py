@@ -166,7 +166,7 @@ def _occupancy_presets() -> Dict[str, TrainConfig]:
         model="nerf",
         nerf=NeRFConfig(coarse=_small_mlp(), fine=None, n_fine=0, sampler="occupancy",
                         occupancy=OccupancyConfig(resolution=32, levels=1, warm_up=64,
-                                                  update_every=8,
+                                                  update_every=8, render_step_size=0.025,
                                                   aabb=(-1.2, -1.7, -1.0, 1.8, 1.3, 2.0))),
         data=DataConfig(), iters=2_000, batch_rays=256, batching="all_images", lr=5e-4,
         lr_schedule="exponential", lr_decay_steps=500_000, log_every=50, val_every=500,
