@@ -20,15 +20,7 @@ NEUS = by_mode(smoke=("neus-small", 32, 12, 16), cpu=("neus-small", 256, 48, 64)
                gpu=("neus-womask", 512, 300, 400))
 SCALING_RAYS = by_mode(smoke=[256], cpu=[1024, 4096, 16384],
                        gpu=[4096, 16384, 65536, 262144])
-END_TO_END_DEVICES = ["cuda"] if MODE == "gpu" else ["cpu"]
 ROUNDS = by_mode(smoke=1, cpu=3, gpu=10)
-
-
-@pytest.fixture(params=END_TO_END_DEVICES)
-def e2e_device(request):
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("FASTFIELD_BENCH=gpu needs a CUDA device")
-    return torch.device(request.param)
 
 
 @pytest.mark.parametrize("workload", [NERF, NEUS], ids=["nerf", "neus"])

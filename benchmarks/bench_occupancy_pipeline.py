@@ -11,7 +11,7 @@ bench_end_to_end.py: the time left is marching, termination, compaction and comp
 import pytest
 import torch
 
-from conftest import MODE, by_mode, run
+from conftest import by_mode, run
 from workloads import (image_render, make_model, occupy_like_a_trained_scene, orbit_cameras,
                        scene_bounds, training_step)
 from fastfield.render import render
@@ -19,15 +19,7 @@ from fastfield.render import render
 # (preset, batch rays, image height, image width) per mode.
 OCC = by_mode(smoke=("nerf-small-occ", 64, 16, 16), cpu=("nerf-small-occ", 512, 100, 100),
               gpu=("nerf-lego-occ", 8192, 800, 800))
-DEVICES = ["cuda"] if MODE == "gpu" else ["cpu"]
 ROUNDS = by_mode(smoke=1, cpu=3, gpu=10)
-
-
-@pytest.fixture(params=DEVICES)
-def occ_device(request):
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("FASTFIELD_BENCH=gpu needs a CUDA device")
-    return torch.device(request.param)
 
 
 def samples_per_ray(model, camera, n_rays):
@@ -46,29 +38,29 @@ def samples_per_ray(model, camera, n_rays):
 
 
 @pytest.mark.parametrize("fields", ["networks", "trivial"])
-def bench_occ_training_step(benchmark, impl, occ_device, fields):
+def bench_occ_training_step(benchmark, impl, e2e_device, fields):
     preset_name, n_rays, height, width = OCC
-    model = occupy_like_a_trained_scene(make_model(preset_name, fields == "trivial", occ_device))
-    camera = orbit_cameras("nerf", 8, height, width, occ_device)
+    model = occupy_like_a_trained_scene(make_model(preset_name, fields == "trivial", e2e_device))
+    camera = orbit_cameras("nerf", 8, height, width, e2e_device)
     marched, kept = samples_per_ray(model, camera, n_rays)
     backend = "kernels" if impl == "fastfield" else "reference"
     group = "pipeline " if fields == "trivial" else ""
-    run(benchmark, training_step(model, camera, n_rays, backend), occ_device,
-        f"{group}occ train step {preset_name} {n_rays} rays {occ_device.type}", rounds=ROUNDS,
+    run(benchmark, training_step(model, camera, n_rays, backend), e2e_device,
+        f"{group}occ train step {preset_name} {n_rays} rays {e2e_device.type}", rounds=ROUNDS,
         impl=impl, preset=preset_name, fields=fields, n_rays=n_rays,
         marched_per_ray=marched, composited_per_ray=kept)
 
 
 @pytest.mark.parametrize("fields", ["networks", "trivial"])
-def bench_occ_image_render(benchmark, impl, occ_device, fields):
+def bench_occ_image_render(benchmark, impl, e2e_device, fields):
     preset_name, _, height, width = OCC
     model = occupy_like_a_trained_scene(
-        make_model(preset_name, fields == "trivial", occ_device)).eval()
-    camera = orbit_cameras("nerf", 1, height, width, occ_device)
+        make_model(preset_name, fields == "trivial", e2e_device)).eval()
+    camera = orbit_cameras("nerf", 1, height, width, e2e_device)
     marched, kept = samples_per_ray(model, camera, 4096)
     backend = "kernels" if impl == "fastfield" else "reference"
     group = "pipeline " if fields == "trivial" else ""
-    run(benchmark, image_render(model, camera, backend), occ_device,
-        f"{group}occ image render {preset_name} {width}x{height} {occ_device.type}",
+    run(benchmark, image_render(model, camera, backend), e2e_device,
+        f"{group}occ image render {preset_name} {width}x{height} {e2e_device.type}",
         rounds=ROUNDS, impl=impl, preset=preset_name, fields=fields, pixels=height * width,
         marched_per_ray=marched, composited_per_ray=kept)
