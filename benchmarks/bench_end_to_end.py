@@ -8,9 +8,8 @@ CPU targets are on those groups; whole-step ratios with the real networks are re
 are (the summary script puts the networks' share of the step beside them).
 """
 import pytest
-import torch
 
-from conftest import MODE, by_mode, run
+from conftest import by_mode, run
 from workloads import image_render, make_model, orbit_cameras, ray_render, training_step
 
 # (preset, batch rays, image height, image width) per mode.
