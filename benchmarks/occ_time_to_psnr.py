@@ -29,7 +29,7 @@ from fastfield.train.trainer import Trainer
 
 # The demo's nerf-small run on a CPU (fastfield/app/demo.py DEMO_PLAN), without its logging.
 BASE = ("nerf-small", ["data.builtin_resolution=32", "iters=600", "batch_rays=256"])
-OCC = ("nerf-small-occ", ["data.builtin_resolution=32", "iters=600"])
+OCC = ("nerf-small-occ", ["data.builtin_resolution=32", "iters=600"])  # its own batch and lr
 QUIET = ["log_every=25", "val_every=0", "ckpt_every=100000"]
 
 

@@ -156,6 +156,17 @@ def test_render_image_evaluates_the_field_only_in_occupied_cells_chunked_by_samp
     torch.testing.assert_close(out[500]["rgb"], out[None]["rgb"], rtol=0, atol=1e-6)
 
 
+def test_ray_chunks_add_up_their_sample_counts():
+    model = occ_model(BlobField(), step=0.05)
+    origins, directions = camera_like_rays(50)
+    with torch.no_grad():
+        whole = render(model, origins, directions, 0.5, 6.0)
+        chunked = render(model, origins, directions, 0.5, 6.0, chunk=7)
+    assert int(chunked["samples"]) == int(whole["samples"]) > 0
+    assert int(chunked["samples_kept"]) == int(whole["samples_kept"])
+    torch.testing.assert_close(chunked["rgb"], whole["rgb"], rtol=0, atol=1e-12)
+
+
 def _camera_rays(model, camera):
     from fastfield.ops import image_pixels
     from fastfield.render import camera_rays

@@ -89,9 +89,16 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
     if n_rays <= chunk:
         return pipeline(rays, ctx)
     parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
-    return {key: torch.cat([p[key] for p in parts]) if parts[0][key].dim() > 0
-            else torch.stack([p[key] for p in parts]).mean()
-            for key in parts[0]}
+    return {key: _merge([p[key] for p in parts]) for key in parts[0]}
+
+
+def _merge(values):
+    """One output of every chunk as one: per-ray values concatenated; 0-d counts (integer:
+    the occupancy pipeline's samples) summed, 0-d floats (NeuS's s_val) averaged."""
+    if values[0].dim() > 0:
+        return torch.cat(values)
+    stacked = torch.stack(values)
+    return stacked.sum() if not stacked.is_floating_point() else stacked.mean()
 
 
 def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = DEFAULT_BACKEND):
