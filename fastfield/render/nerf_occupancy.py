@@ -116,16 +116,16 @@ class OccupancyNeRFPipeline:
         return self.grid.update(step, self.density, generator=generator)
 
     # -- rendering ----------------------------------------------------------------------------
-    def march(self, rays: RayBundle, ctx: RenderContext) -> Tuple[MarchedSamples, Tensor, Tensor]:
+    def march(self, rays: RayBundle, ctx: RenderContext, capacity: Optional[int] = None
+              ) -> Tuple[MarchedSamples, Tensor, Tensor]:
         """(packed samples in world units along unit directions, the unit directions
-        [n_rays, 3], |d| [n_rays])."""
+        [n_rays, 3], |d| [n_rays]); ``capacity`` as ``march_rays`` takes it."""
         norm = rays.directions.norm(dim=-1)
         directions = rays.directions / norm[:, None]
         u = None
         if ctx.perturb:
             u = torch.rand(norm.shape, generator=ctx.generator, device=norm.device,
                            dtype=norm.dtype)
-        capacity = self.capacity if torch.is_grad_enabled() else None
         samples = ctx.ops.march_rays(rays.origins, directions, rays.near * norm,
                                      rays.far * norm, self.grid, self.grid.step_size,
                                      cone_angle=self.cone_angle, u=u, capacity=capacity)
@@ -137,8 +137,8 @@ class OccupancyNeRFPipeline:
         return rays.origins[ids] + directions[ids] * t_mid[:, None]
 
     def __call__(self, rays: RayBundle, ctx: RenderContext) -> Dict[str, Tensor]:
-        samples, directions, norm = self.march(rays, ctx)
         capacity = self.capacity if torch.is_grad_enabled() else None
+        samples, directions, norm = self.march(rays, ctx, capacity)
         kept = samples
         if self.early_stop_eps > 0:
             with torch.no_grad():
