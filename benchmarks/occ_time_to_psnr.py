@@ -41,15 +41,20 @@ def run(label, name, overrides, out: Path, eval_every: int, stop_psnr=None, thre
     shutil.rmtree(folder, ignore_errors=True)
     trainer = Trainer(config, folder, progress=False)
     scene = trainer.scene
-    state = {"train_s": 0.0, "since": time.perf_counter(), "records": []}
+    # Wall and CPU seconds of training (this process's CPU time: with one thread, a measure of
+    # the work that the machine's other load does not inflate).
+    state = {"train_s": 0.0, "cpu_s": 0.0, "since": time.perf_counter(),
+             "cpu_since": time.process_time(), "records": []}
 
     def callback(t: Trainer):
         if t.step % eval_every and t.step != config.iters:
             return
         state["train_s"] += time.perf_counter() - state["since"]
+        state["cpu_s"] += time.process_time() - state["cpu_since"]
         result = evaluate(t.model, scene, "test", progress=False)
         record = {"run": label, "preset": name, "overrides": overrides, "step": t.step,
-                  "train_s": round(state["train_s"], 2), "test_psnr": round(result["mean_psnr"], 3),
+                  "train_s": round(state["train_s"], 2), "cpu_s": round(state["cpu_s"], 2),
+                  "test_psnr": round(result["mean_psnr"], 3),
                   "samples_per_ray": t.last_record.get("samples_per_ray"),
                   "load": round(os.getloadavg()[0], 2)}
         print(json.dumps(record), flush=True)
@@ -58,7 +63,7 @@ def run(label, name, overrides, out: Path, eval_every: int, stop_psnr=None, thre
         state["records"].append(record)
         if stop_psnr is not None and result["mean_psnr"] >= stop_psnr:
             raise StopIteration
-        state["since"] = time.perf_counter()
+        state["since"], state["cpu_since"] = time.perf_counter(), time.process_time()
 
     torch.set_num_threads(threads)
     try:
