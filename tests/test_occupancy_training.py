@@ -9,10 +9,10 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from fastfield.app import cli
-from fastfield.config import PRESETS, TrainConfig, apply_override, preset
+from fastfield.config import PRESETS, preset
 from fastfield.data.builtin.files import SCALE_MAT
 from fastfield.data.builtin.shapes import BOUNDING_RADIUS
-from fastfield.fields import NeRF, NeRFConfig, OccupancyConfig, build_model
+from fastfield.fields import NeRF, build_model
 from fastfield.train import Trainer
 from fastfield.train.checkpoint import load_checkpoint
 from fastfield.train.evaluate import evaluate
