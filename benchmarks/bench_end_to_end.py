@@ -8,9 +8,8 @@ CPU targets are on those groups; whole-step ratios with the real networks are re
 are (the summary script puts the networks' share of the step beside them).
 """
 import pytest
-import torch
 
-from conftest import MODE, by_mode, run
+from conftest import by_mode, run
 from workloads import image_render, make_model, orbit_cameras, ray_render, training_step
 
 # (preset, batch rays, image height, image width) per mode.
@@ -20,15 +19,7 @@ NEUS = by_mode(smoke=("neus-small", 32, 12, 16), cpu=("neus-small", 256, 48, 64)
                gpu=("neus-womask", 512, 300, 400))
 SCALING_RAYS = by_mode(smoke=[256], cpu=[1024, 4096, 16384],
                        gpu=[4096, 16384, 65536, 262144])
-END_TO_END_DEVICES = ["cuda"] if MODE == "gpu" else ["cpu"]
 ROUNDS = by_mode(smoke=1, cpu=3, gpu=10)
-
-
-@pytest.fixture(params=END_TO_END_DEVICES)
-def e2e_device(request):
-    if request.param == "cuda" and not torch.cuda.is_available():
-        pytest.skip("FASTFIELD_BENCH=gpu needs a CUDA device")
-    return torch.device(request.param)
 
 
 @pytest.mark.parametrize("workload", [NERF, NEUS], ids=["nerf", "neus"])

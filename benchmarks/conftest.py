@@ -69,6 +69,18 @@ def device(request) -> torch.device:
     return torch.device(request.param)
 
 
+# End-to-end groups (a training step, an image render) run on one device per mode: the CPU at
+# CPU sizes, CUDA at GPU sizes.
+END_TO_END_DEVICES = ["cuda"] if MODE == "gpu" else ["cpu"]
+
+
+@pytest.fixture(params=END_TO_END_DEVICES)
+def e2e_device(request) -> torch.device:
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("FASTFIELD_BENCH=gpu needs a CUDA device")
+    return torch.device(request.param)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -74,11 +74,30 @@ def make_model(preset_name: str, trivial: bool, device: torch.device) -> nn.Modu
     if not trivial:
         return build_model(cfg).to(device)
     if cfg.model == "nerf":
-        return NeRF(cfg.nerf, coarse=TrivialRadiance(), fine=TrivialRadiance()).to(device)
+        fine = TrivialRadiance() if cfg.nerf.sampler == "hierarchical" else None
+        return NeRF(cfg.nerf, coarse=TrivialRadiance(), fine=fine).to(device)
     feature = cfg.neus.sdf.feature_dim
     background = TrivialBackground() if cfg.neus.n_outside > 0 else None
     return NeuS(cfg.neus, sdf_network=TrivialSDF(feature), color_network=TrivialColor(feature),
                 background=background).to(device)
+
+
+def occupy_like_a_trained_scene(model: nn.Module) -> nn.Module:
+    """Set an occupancy model's grid to what a trained object leaves: the cells of a hollow box
+    shell (thickness 0.1 around [-0.6, 0.6]^3, about the grid's centre) and of a ball, the
+    rest empty (the field's own density would be noise in an untrained model)."""
+    grid = model.grid
+    centre = (grid.aabb[:3] + grid.aabb[3:]) * 0.5
+    scale = float((grid.aabb[3:] - grid.aabb[:3]).min()) / 3.0
+
+    def density(x):
+        q = (x - centre) / scale
+        shell = ((q.abs().amax(-1) - 0.6).abs() < 0.05).float()
+        ball = ((q - q.new_tensor([0.4, -0.3, 0.8])).norm(dim=-1) < 0.35).float()
+        return 100.0 * torch.maximum(shell, ball)
+
+    grid.update(0, density, generator=torch.Generator(grid.density.device).manual_seed(0))
+    return model
 
 
 # ----------------------------------------------------------------------------- cameras

@@ -20,7 +20,8 @@ LAYER_OF = {
     "_build": "kernels", "_backend": "kernels", "ops": "kernels", "_C": "kernels",
     "reference": "reference",
     "fields": "fields",
-    "render": "render", "occupancy": "render",
+    "render": "render",
+    "occupancy": "fields",  # the grid is model state (a NeRF with sampler="occupancy" owns one)
     "mesh": "mesh",
     "data": "data",
     "capture": "capture",

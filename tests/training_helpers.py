@@ -4,12 +4,18 @@ from typing import List
 from fastfield.config import TrainConfig, apply_override, preset
 
 # Sizes that keep a step at a few milliseconds while exercising every part of the pipeline:
-# coarse + fine for NeRF; up-sampling, the background model and the eikonal term for NeuS.
+# coarse + fine for NeRF; marching, grid updates and early termination for
+# NeRF with an occupancy grid; up-sampling, the background model and the eikonal term for NeuS.
 TINY = {
     "nerf-small": ["data.builtin_resolution=32", "batch_rays=32", "nerf.n_coarse=8",
                    "nerf.n_fine=8", "nerf.coarse.width=32", "nerf.coarse.depth=2",
                    "nerf.fine.width=32", "nerf.fine.depth=2", "log_every=2", "val_every=0",
                    "ckpt_every=0"],
+    "nerf-small-occ": ["data.builtin_resolution=32", "batch_rays=32", "nerf.coarse.width=32",
+                       "nerf.coarse.depth=2", "nerf.occupancy.resolution=16",
+                       "nerf.occupancy.render_step_size=0.05", "nerf.occupancy.update_every=2",
+                       "nerf.occupancy.warm_up=4", "log_every=2", "val_every=0",
+                       "ckpt_every=0"],
     "neus-small": ["data.builtin_resolution=32", "batch_rays=16", "neus.n_samples=8",
                    "neus.n_importance=8", "neus.up_sample_steps=2", "neus.n_outside=4",
                    "neus.sdf.width=32", "neus.sdf.depth=2", "neus.sdf.skips=()",

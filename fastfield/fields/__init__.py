@@ -14,14 +14,14 @@ from torch import nn
 from .background import BackgroundField, inverted_sphere
 from .encoding import PositionalEncoding
 from .hash_grid import HashGrid
-from .nerf import NeRF, NeRFConfig
+from .nerf import NeRF, NeRFConfig, OccupancyConfig
 from .neus import NeuS, NeuSConfig
 from .radiance import MLPConfig, NeRFField
 from .sdf import ColorConfig, ColorField, SDFConfig, SDFField, sdf_and_gradient
 
 __all__ = ["PositionalEncoding", "HashGrid", "MLPConfig", "NeRFField", "BackgroundField", "inverted_sphere",
            "SDFConfig", "SDFField", "ColorConfig", "ColorField", "sdf_and_gradient",
-           "NeRF", "NeRFConfig", "NeuS", "NeuSConfig", "build_model"]
+           "NeRF", "NeRFConfig", "OccupancyConfig", "NeuS", "NeuSConfig", "build_model"]
 
 
 def build_model(config) -> nn.Module:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
 from .backend import DEFAULT_BACKEND, backend_ops
+from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
 
@@ -21,13 +22,12 @@ Bound = Union[None, float, Tensor]
 
 def bytes_per_ray(pipeline: Pipeline) -> int:
     """A generous estimate of the memory one ray needs while rendering without gradients:
-    every sample keeps a few activations of the widest layer alive; a pipeline that keeps an
-    autograd graph (NeuS's normals need d sdf / d x) also every layer's."""
-    module = pipeline.module
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)] if module is not None else []
-    widest = max((m.out_features for m in linears), default=64)
-    per_point = 4 * widest * (8 + (2 * len(linears) if pipeline.keeps_graph else 0))
-    return pipeline.points_per_ray() * per_point
+    every sample keeps a few activations of the widest layer alive (``bytes_per_point``). A
+    pipeline whose samples per ray vary (the occupancy-grid marcher) says itself what a ray
+    costs (``pipeline.bytes_per_ray()``) and bounds its field evaluations by samples."""
+    if hasattr(pipeline, "bytes_per_ray"):
+        return pipeline.bytes_per_ray()
+    return pipeline.points_per_ray() * bytes_per_point(pipeline.module, pipeline.keeps_graph)
 
 
 def auto_chunk(pipeline: Pipeline, device: torch.device) -> int:
@@ -89,9 +89,16 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
     if n_rays <= chunk:
         return pipeline(rays, ctx)
     parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
-    return {key: torch.cat([p[key] for p in parts]) if parts[0][key].dim() > 0
-            else torch.stack([p[key] for p in parts]).mean()
-            for key in parts[0]}
+    return {key: _merge([p[key] for p in parts]) for key in parts[0]}
+
+
+def _merge(values):
+    """One output of every chunk as one: per-ray values concatenated; 0-d counts (integer:
+    the occupancy pipeline's samples) summed, 0-d floats (NeuS's s_val) averaged."""
+    if values[0].dim() > 0:
+        return torch.cat(values)
+    stacked = torch.stack(values)
+    return stacked.sum() if not stacked.is_floating_point() else stacked.mean()
 
 
 def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = DEFAULT_BACKEND):

@@ -2,13 +2,14 @@
 pipeline around the model's fields. ``pipeline_for(model)`` looks the model's class (or its
 nearest registered base class) up; a new method registers its own with ``register_pipeline``
 and leaves the others untouched."""
-from typing import Callable, Dict, Protocol
+from typing import Callable, Dict, Protocol, Union
 
 from torch import Tensor, nn
 
-from ..fields.nerf import NeRF
+from ..fields.nerf import NeRF, OccupancyConfig
 from ..fields.neus import NeuS
 from .nerf import NeRFPipeline
+from .nerf_occupancy import OccupancyNeRFPipeline
 from .neus import NeuSPipeline
 from .samplers import HierarchicalSampler, InverseSphereSampler, NeuSSampler, StratifiedSampler
 from .samples import RayBundle, RenderContext
@@ -42,10 +43,15 @@ def pipeline_for(model: nn.Module) -> Pipeline:
                     f"fastfield.render.register_pipeline (NeRF and NeuS models have theirs)")
 
 
-def nerf_pipeline(model: NeRF) -> NeRFPipeline:
+def nerf_pipeline(model: NeRF) -> Union[NeRFPipeline, OccupancyNeRFPipeline]:
     """nerf-pytorch: stratified samples through the coarse field, then (with a fine field)
-    hierarchical samples through the fine one."""
+    hierarchical samples through the fine one. With ``sampler="occupancy"``: the one field
+    marched through the model's grid, with early termination (nerfacc)."""
     cfg = model.config
+    if cfg.sampler == "occupancy":
+        occ = cfg.occupancy or OccupancyConfig()
+        return OccupancyNeRFPipeline(model.coarse, model.grid, occ.cone_angle,
+                                     occ.early_stop_eps, module=model)
     fields, samplers = [model.coarse], [StratifiedSampler(cfg.n_coarse, cfg.lindisp)]
     if model.fine is not None:
         fields.append(model.fine)

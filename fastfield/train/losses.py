@@ -16,11 +16,20 @@ LossFn = Callable[[Dict[str, Tensor], Tensor, Optional[Tensor]], Tuple[Tensor, D
 
 def nerf_loss(out: Dict[str, Tensor], target_rgb: Tensor, mask: Optional[Tensor] = None
               ) -> Tuple[Tensor, Dict[str, Tensor]]:
-    """nerf-pytorch: MSE of the fine and of the coarse colour. PSNR from the fine MSE."""
-    mse = F.mse_loss(out["rgb"], target_rgb)
+    """nerf-pytorch: MSE of the fine and of the coarse colour. PSNR from the fine MSE.
+
+    ``mask`` [n_rays] (0/1), when given, selects the rays that count (an adaptive batch's
+    active rays, see StepRunner): the MSE is taken over those rays only."""
+    def mse_of(rgb: Tensor) -> Tensor:
+        if mask is None:
+            return F.mse_loss(rgb, target_rgb)
+        squared = ((rgb - target_rgb) ** 2).sum(-1) * mask
+        return squared.sum() / (3.0 * mask.sum().clamp(min=1.0))
+
+    mse = mse_of(out["rgb"])
     loss = mse
     if "rgb_coarse" in out:
-        loss = loss + F.mse_loss(out["rgb_coarse"], target_rgb)
+        loss = loss + mse_of(out["rgb_coarse"])
     return loss, {"loss": loss.detach(), "psnr": -10.0 * torch.log10(mse.detach())}
 
 

@@ -13,6 +13,8 @@ def learning_rate(config, step: int) -> float:
     "cosine" (NeuS ``update_learning_rate``): lr * step / warm_up during the warm-up (so the
     first update has lr 0, as in NeuS), then lr * (alpha + (1 - alpha) (1 + cos(pi p)) / 2) with
     p = (step - warm_up) / (iters - warm_up) going 0 -> 1 and alpha = lr_alpha.
+    "multistep" (nerfacc's examples, torch MultiStepLR): lr * lr_gamma ** (the number of
+    milestones passed), the milestones ``lr_milestones`` given as fractions of ``iters``.
     """
     if config.lr_schedule == "exponential":
         return config.lr * 0.1 ** (step / config.lr_decay_steps)
@@ -23,7 +25,11 @@ def learning_rate(config, step: int) -> float:
         alpha = config.lr_alpha
         return config.lr * ((math.cos(math.pi * min(progress, 1.0)) + 1.0) * 0.5 * (1.0 - alpha)
                             + alpha)
-    raise ValueError(f"lr_schedule must be 'exponential' or 'cosine', got {config.lr_schedule!r}")
+    if config.lr_schedule == "multistep":
+        passed = sum(step >= int(fraction * config.iters) for fraction in config.lr_milestones)
+        return config.lr * config.lr_gamma ** passed
+    raise ValueError(f"lr_schedule must be 'exponential', 'cosine' or 'multistep', got "
+                     f"{config.lr_schedule!r}")
 
 
 def cos_anneal_ratio(config, step: int) -> float:

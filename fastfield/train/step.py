@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..render import camera_rays, pipeline_for, render
+from .adaptive import AdaptiveRayCount
 from .batching import PixelSampler
 from .losses import LossFn
 from .precision import precision_context
@@ -49,19 +50,44 @@ class StepRunner:
         render_settings: near, far, ndc and background of the scene (scenes.render_settings).
         backend, precision, device: as the Trainer's.
         generator: every random draw of a step (pixels, jitter, noise, PDF quantiles).
+        target_samples: occupancy sampler only: adapt the rays per step towards this many
+            marched samples (fastfield.train.adaptive; ``pixels`` draws the ray buffer).
+
+    A pipeline with an occupancy grid (``update_grid``) has its grid refreshed from the field at
+    the start of every step (the grid acts every ``update_every`` steps); its steps report
+    ``samples_per_ray`` (composited samples per rendered ray), ``rays`` and ``dropped_rays``
+    (rays that did not fit the sample buffer, summed by the Trainer and reported).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, pixels: PixelSampler,
                  data: TrainingImages, loss: LossFn, *, learning_rate: Callable[[int], float],
                  cos_anneal_ratio: Callable[[int], float], render_settings: Dict[str, Any],
                  backend: str, precision: str, device: torch.device,
-                 generator: torch.Generator):
+                 generator: torch.Generator, target_samples: Optional[int] = None):
         self.model, self.optimizer, self.pixels, self.data = model, optimizer, pixels, data
         self.loss, self.learning_rate, self.cos_anneal_ratio = loss, learning_rate, cos_anneal_ratio
         self.render_settings = render_settings
         self.backend, self.precision, self.device = backend, precision, device
         self.generator = generator
         self.pipeline = pipeline_for(model)
+        self.adaptive = None
+        if target_samples is not None:
+            if not hasattr(self.pipeline, "update_grid"):
+                raise ValueError("target_samples adapts the batch of the occupancy sampler; "
+                                 f"{type(self.pipeline).__name__} samples a fixed number per "
+                                 "ray (set nerf.sampler=occupancy or target_samples=None)")
+            self.adaptive = AdaptiveRayCount(target_samples, pixels.batch_rays,
+                                             self.pipeline.points_per_ray(), device)
+            self.pipeline.capacity = self.adaptive.capacity
+
+    def state_dict(self) -> Dict[str, Any]:
+        """What a step carries over to the next besides the model, optimiser and random
+        streams: the adaptive batch's ray count."""
+        return {} if self.adaptive is None else {"adaptive": self.adaptive.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if self.adaptive is not None and "adaptive" in state:
+            self.adaptive.load_state_dict(state["adaptive"])
 
     def __call__(self, step: int) -> Dict[str, Tensor]:
         for group in self.optimizer.param_groups:
@@ -72,13 +98,28 @@ class StepRunner:
         masks = self.data.masks
         mask = None if masks is None else masks[camera, row, col].float() / 255.0
         rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
+        settings = self.render_settings
+        if hasattr(self.pipeline, "update_grid"):
+            self.pipeline.update_grid(step, self.generator)
+        if self.adaptive is not None:
+            active = self.adaptive.active()
+            near, far = self.adaptive.bounds(settings["near"], settings["far"], active)
+            settings = {**settings, "near": near, "far": far}
+            mask = active.float()
         with precision_context(self.precision, self.device):
             out = render(self.model, rays.origins, rays.directions, perturb=True,
                          backend=self.backend, generator=self.generator,
                          cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
-                         **self.render_settings)
+                         **settings)
         out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
         loss, stats = self.loss(out, target, mask)
+        if "samples" in out:  # the occupancy sampler's counts (0-d device tensors)
+            rays_rendered = mask.sum() if self.adaptive is not None else out["rgb"].new_tensor(
+                float(out["rgb"].shape[0]))
+            stats.update(samples_per_ray=out["samples_kept"] / rays_rendered.clamp(min=1.0),
+                         rays=rays_rendered, dropped_rays=out["dropped_rays"])
+            if self.adaptive is not None:
+                self.adaptive.update(out["samples"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -35,6 +35,10 @@ from .schedule import cos_anneal_ratio, learning_rate
 from .step import StepRunner, TrainingImages
 
 
+# Step metrics the log reports as the window's total rather than its mean.
+SUMMED_METRICS = ("dropped_rays",)
+
+
 class Trainer:
     """Trains the model of a ``TrainConfig`` on its scene, writing everything to ``out_dir``:
     ``checkpoint.pt``, ``metrics.jsonl``, ``training_curve.png`` and ``val/step_*.png``.
@@ -98,7 +102,8 @@ class Trainer:
             learning_rate=lambda step: learning_rate(config, step),
             cos_anneal_ratio=lambda step: cos_anneal_ratio(config, step),
             render_settings=self.render_settings, backend=self.backend,
-            precision=self.precision, device=self.device, generator=self.generator)
+            precision=self.precision, device=self.device, generator=self.generator,
+            target_samples=config.target_samples)
         self.step = 0
         self.elapsed = 0.0
         self.val_psnr: Optional[float] = None
@@ -142,11 +147,13 @@ class Trainer:
                 "config": to_dict(self.config), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "backend": self.backend,
                 "precision": self.precision, "rng": rng, "elapsed": self.elapsed,
-                "val_psnr": self.val_psnr, "last_record": self.last_record}
+                "val_psnr": self.val_psnr, "last_record": self.last_record,
+                "runner": self.runner.state_dict()}
 
     def _load_state(self, payload: Dict[str, Any]) -> None:
         load_model_state(self.model, payload["model"], self.checkpoint_path)
         self.optimizer.load_state_dict(payload["optimizer"])
+        self.runner.load_state_dict(payload.get("runner", {}))
         self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
         self.val_psnr, self.last_record = payload["val_psnr"], payload["last_record"]
         rng = payload["rng"]
@@ -268,10 +275,16 @@ class Trainer:
         """Read the window's summed metrics from the device (the only sync of the loop)."""
         names = list(window)
         means = (torch.stack([window[name].float() for name in names]) / steps).tolist()
-        record = {"step": self.step, **dict(zip(names, means)),
+        values = {name: value * steps if name in SUMMED_METRICS else value
+                  for name, value in zip(names, means)}
+        record = {"step": self.step, **values,
                   "lr": learning_rate(self.config, self.step - 1),
                   "it_s": steps / max(seconds, 1e-9), "elapsed": self.elapsed}
         log.record(record)
+        if record.get("dropped_rays", 0) > 0:
+            log.notice(f"steps {self.step - steps + 1}-{self.step}: "
+                       f"{record['dropped_rays']:.0f} rays did not fit the sample buffer and "
+                       f"rendered background only (target_samples sets the buffer)")
         log.advance(steps, {"loss": f"{record['loss']:.4g}", "psnr": f"{record['psnr']:.2f}",
                             "lr": f"{record['lr']:.2e}"})
         self.last_record = record
@@ -294,6 +307,12 @@ def _check_training_config(config: TrainConfig) -> None:
     if config.lr_schedule == "exponential" and config.lr_decay_steps <= 0:
         raise ValueError(f"lr_decay_steps must be > 0, got {config.lr_decay_steps}")
     learning_rate(config, 0)  # ValueError for an unknown schedule
+    if config.target_samples is not None:
+        if config.target_samples < 1:
+            raise ValueError(f"target_samples must be >= 1 or None, got {config.target_samples}")
+        if config.model != "nerf" or config.nerf is None or config.nerf.sampler != "occupancy":
+            raise ValueError("target_samples adapts the batch of the occupancy sampler only; "
+                             "set nerf.sampler=occupancy or target_samples=None")
 
 
 @contextmanager
