@@ -7,7 +7,17 @@ from typing import Optional
 
 from torch import nn
 
+from .hash_field import HashFieldConfig, HashNeRFField
 from .radiance import MLPConfig, NeRFField
+
+FIELD_KINDS = ("mlp", "hash")
+
+
+def check_field_kind(section: str, kind: str) -> None:
+    """ValueError unless ``kind`` is a field kind fastfield builds ("mlp" or "hash")."""
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"{section}.field must be one of {', '.join(map(repr, FIELD_KINDS))}, "
+                         f"got {kind!r}")
 
 
 @dataclass
@@ -18,6 +28,10 @@ class NeRFConfig:
     n_fine: int = 128
     lindisp: bool = False
     raw_noise_std: float = 0.0  # density noise while training (fern: 1.0)
+    # "mlp": nerf-pytorch's NeRFField from coarse/fine; "hash": instant-ngp's HashNeRFField
+    # from ``hash`` (defaults when None) for each pass (fine None or n_fine 0: one field).
+    field: str = "mlp"
+    hash: Optional[HashFieldConfig] = None
 
 
 class NeRF(nn.Module):
@@ -34,7 +48,13 @@ class NeRF(nn.Module):
                  fine: Optional[nn.Module] = None):
         super().__init__()
         self.config = config
-        self.coarse = coarse if coarse is not None else NeRFField(config.coarse)
+        check_field_kind("nerf", config.field)
+        if config.field == "hash":
+            def make(_):
+                return HashNeRFField(config.hash)
+        else:
+            make = NeRFField
+        self.coarse = coarse if coarse is not None else make(config.coarse)
         if fine is None and config.fine is not None and config.n_fine > 0:
-            fine = NeRFField(config.fine)
+            fine = make(config.fine)
         self.fine = fine

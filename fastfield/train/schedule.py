@@ -13,6 +13,9 @@ def learning_rate(config, step: int) -> float:
     "cosine" (NeuS ``update_learning_rate``): lr * step / warm_up during the warm-up (so the
     first update has lr 0, as in NeuS), then lr * (alpha + (1 - alpha) (1 + cos(pi p)) / 2) with
     p = (step - warm_up) / (iters - warm_up) going 0 -> 1 and alpha = lr_alpha.
+    "ngp" (instant-ngp's tiny-cuda-nn ExponentialDecay, after the same linear warm-up when
+    warm_up > 0): lr until lr_decay_start, then lr * lr_decay_base ** k with
+    k = (step - lr_decay_start) // lr_decay_interval (integer division, as tiny-cuda-nn's).
     """
     if config.lr_schedule == "exponential":
         return config.lr * 0.1 ** (step / config.lr_decay_steps)
@@ -23,7 +26,15 @@ def learning_rate(config, step: int) -> float:
         alpha = config.lr_alpha
         return config.lr * ((math.cos(math.pi * min(progress, 1.0)) + 1.0) * 0.5 * (1.0 - alpha)
                             + alpha)
-    raise ValueError(f"lr_schedule must be 'exponential' or 'cosine', got {config.lr_schedule!r}")
+    if config.lr_schedule == "ngp":
+        if step < config.warm_up:
+            return config.lr * step / config.warm_up
+        if step < config.lr_decay_start:
+            return config.lr
+        return config.lr * config.lr_decay_base ** (
+            (step - config.lr_decay_start) // config.lr_decay_interval)
+    raise ValueError(f"lr_schedule must be 'exponential', 'cosine' or 'ngp', "
+                     f"got {config.lr_schedule!r}")
 
 
 def cos_anneal_ratio(config, step: int) -> float:

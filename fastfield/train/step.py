@@ -26,10 +26,25 @@ class TrainingImages:
 
     images: [n, H, W, 3] uint8; masks: [n, H, W] uint8 (NeuS with a mask loss) or None;
     cameras: the n cameras (a fastfield.data.Camera).
+    alphas: [n, H, W] uint8 alpha the images were composited with over the scene's background,
+        or None; given, each ray gets a uniform random background (instant-ngp).
     """
     images: Tensor
     masks: Optional[Tensor]
     cameras: Any
+    alphas: Optional[Tensor] = None
+
+
+def make_optimizer(model: nn.Module, config) -> torch.optim.Adam:
+    """Adam with the config's eps and betas; ``weight_decay`` on the networks' parameters only
+    (hash tables, HashGrid ``params``, never decay: most entries see no gradient in a step)."""
+    tables = [p for name, p in model.named_parameters() if name.endswith("grid.params")]
+    networks = [p for name, p in model.named_parameters() if not name.endswith("grid.params")]
+    groups = [{"params": networks, "weight_decay": config.weight_decay}]
+    if tables:
+        groups.append({"params": tables, "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=config.lr, eps=config.adam_eps,
+                            betas=tuple(config.adam_betas))
 
 
 class StepRunner:
@@ -71,12 +86,20 @@ class StepRunner:
         target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
         masks = self.data.masks
         mask = None if masks is None else masks[camera, row, col].float() / 255.0
+        settings = self.render_settings
+        if self.data.alphas is not None:
+            # Recomposite each target over a random colour: C' = C + (b - bg) (1 - alpha).
+            alpha = self.data.alphas[camera, row, col].float()[:, None] / 255.0  # [B, 1]
+            background = torch.rand(target.shape, generator=self.generator,
+                                    device=target.device)                      # [B, 3]
+            target = target + (background - settings["background"]) * (1.0 - alpha)
+            settings = {**settings, "background": background}
         rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
         with precision_context(self.precision, self.device):
             out = render(self.model, rays.origins, rays.directions, perturb=True,
                          backend=self.backend, generator=self.generator,
                          cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
-                         **self.render_settings)
+                         **settings)
         out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
         loss, stats = self.loss(out, target, mask)
         self.optimizer.zero_grad(set_to_none=True)
