@@ -35,6 +35,13 @@ class TrainingImages:
     alphas: Optional[Tensor] = None
 
 
+def over_background(rgb: Tensor, alpha: Tensor, background_was: Tensor, background: Tensor
+                    ) -> Tensor:
+    """Colours composited over ``background_was`` moved onto ``background``:
+    rgb + (background - background_was) (1 - alpha). rgb [..., 3], alpha [..., 1]."""
+    return rgb + (background - background_was) * (1.0 - alpha)
+
+
 def make_optimizer(model: nn.Module, config) -> torch.optim.Adam:
     """Adam with the config's eps and betas; ``weight_decay`` on the networks' parameters only
     (hash tables, HashGrid ``params``, never decay: most entries see no gradient in a step)."""
@@ -88,11 +95,11 @@ class StepRunner:
         mask = None if masks is None else masks[camera, row, col].float() / 255.0
         settings = self.render_settings
         if self.data.alphas is not None:
-            # Recomposite each target over a random colour: C' = C + (b - bg) (1 - alpha).
+            # Each target recomposited over a random colour (instant-ngp).
             alpha = self.data.alphas[camera, row, col].float()[:, None] / 255.0  # [B, 1]
             background = torch.rand(target.shape, generator=self.generator,
                                     device=target.device)                      # [B, 3]
-            target = target + (background - settings["background"]) * (1.0 - alpha)
+            target = over_background(target, alpha, settings["background"], background)
             settings = {**settings, "background": background}
         rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
         with precision_context(self.precision, self.device):
