@@ -77,7 +77,9 @@ def check_compatible(payload: Dict[str, Any], config: TrainConfig, path) -> None
     if stored_kind != kind:
         raise ValueError(f"{path} holds a {stored_kind} model but this run builds a {kind} "
                          f"model; use the matching preset or another output folder")
-    stored = payload["config"].get(kind)
+    # As this fastfield reads it: options added since the checkpoint take their defaults,
+    # which are what that run used.
+    stored = to_dict(checkpoint_config(payload))[kind]
     current = to_dict(config)[kind]
     differences = config_differences(stored, current, kind)
     if differences:
