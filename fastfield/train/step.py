@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import Tensor, nn
 
+from ..fields import HashGrid
 from ..render import camera_rays, pipeline_for, render
 from .batching import PixelSampler
 from .losses import LossFn
@@ -45,8 +46,9 @@ def over_background(rgb: Tensor, alpha: Tensor, background_was: Tensor, backgrou
 def make_optimizer(model: nn.Module, config) -> torch.optim.Adam:
     """Adam with the config's eps and betas; ``weight_decay`` on the networks' parameters only
     (hash tables, HashGrid ``params``, never decay: most entries see no gradient in a step)."""
-    tables = [p for name, p in model.named_parameters() if name.endswith("grid.params")]
-    networks = [p for name, p in model.named_parameters() if not name.endswith("grid.params")]
+    table_ids = {id(m.params) for m in model.modules() if isinstance(m, HashGrid)}
+    tables = [p for p in model.parameters() if id(p) in table_ids]
+    networks = [p for p in model.parameters() if id(p) not in table_ids]
     groups = [{"params": networks, "weight_decay": config.weight_decay}]
     if tables:
         groups.append({"params": tables, "weight_decay": 0.0})
