@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from .fields.hash_field import HashFieldConfig
 from .fields.radiance import MLPConfig
 from .fields.nerf import NeRFConfig, OccupancyConfig
 from .fields.neus import NeuSConfig
@@ -82,13 +83,25 @@ class TrainConfig:
     precrop_iters: int = 0
     precrop_frac: float = 0.5
     lr: float = 5e-4
-    lr_schedule: str = "exponential"  # "exponential" (nerf-pytorch), "cosine" (NeuS), "multistep"
+    lr_schedule: str = "exponential"  # exponential (nerf-pytorch), cosine (NeuS), multistep, ngp
     lr_decay_steps: int = 500_000     # exponential: lr * 0.1 ** (step / lr_decay_steps)
-    warm_up: int = 0                  # cosine: linear warm-up steps
+    warm_up: int = 0                  # cosine, ngp: linear warm-up steps
     lr_alpha: float = 0.05            # cosine: final lr factor
     # multistep (nerfacc): lr x lr_gamma at each milestone, given as a fraction of iters
     lr_milestones: Tuple[float, ...] = (0.5, 0.75, 5 / 6, 0.9)
     lr_gamma: float = 0.33
+    # ngp (instant-ngp's ExponentialDecay): lr * lr_decay_base ** ((step - lr_decay_start)
+    # // lr_decay_interval) from lr_decay_start on (see fastfield.train.schedule).
+    lr_decay_start: int = 20_000
+    lr_decay_interval: int = 10_000
+    lr_decay_base: float = 0.33
+    adam_eps: float = 1e-8
+    adam_betas: Tuple[float, float] = (0.9, 0.999)
+    # L2 on the network weights only (instant-ngp's l2_reg); hash tables never decay.
+    weight_decay: float = 0.0
+    # A uniform random background colour per ray behind the training images (instant-ngp),
+    # recomposited from their alpha: scenes with alpha only (Blender).
+    random_background: bool = False
     anneal_end: int = 0               # NeuS cos_anneal_ratio rises 0 -> 1 over this many steps
     eikonal_weight: float = 0.1
     mask_weight: float = 0.0
@@ -176,7 +189,54 @@ def _occupancy_presets() -> Dict[str, TrainConfig]:
     return {"nerf-lego-occ": lego_occ, "nerf-small-occ": small_occ}
 
 
-PRESETS = {**_presets(), **_occupancy_presets()}
+
+def _hash_presets() -> Dict[str, TrainConfig]:
+    """instant-ngp's recipe (hash-grid fields, Adam lr 1e-2 / eps 1e-15 / betas 0.9, 0.99, a
+    random background per ray) and instant-nsr-pl's for NeuS.
+
+    The NeRF presets run on the hierarchical pipeline's first pass alone: a constant
+    ``n_coarse`` stratified samples per ray through one hash field. When the occupancy-grid
+    pipeline is merged, switch them to ``nerf=NeRFConfig(..., sampler="occupancy")`` with its
+    occupancy settings (render step sqrt(3) * 2 / 1024 for lego's aabb, instant-ngp's 2^18
+    samples per step target with the batch size adapted to it), drop n_coarse, and expect
+    far fewer samples per ray (empty space skipped) -- the speed this recipe is known for.
+    """
+    lego_box = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
+    ngp = dict(lr=1e-2, adam_eps=1e-15, adam_betas=(0.9, 0.99), weight_decay=1e-6,
+               lr_schedule="ngp", random_background=True, batching="all_images")
+    ngp_lego = TrainConfig(
+        model="nerf",
+        nerf=NeRFConfig(fine=None, n_coarse=256, n_fine=0, field="hash",
+                        hash=HashFieldConfig(aabb=lego_box)),
+        data=DataConfig(downscale=1, half_res=False, white_background=True),
+        iters=20_000, batch_rays=1024, lr_decay_start=10_000, lr_decay_interval=5_000,
+        val_every=5_000, ckpt_every=5_000, **ngp)
+    # The built-in scene's objects lie within 1.4 of (0.3, -0.2, 0.5) in its Blender frame.
+    builtin_box = (-1.2, -1.7, -1.0, 1.8, 1.3, 2.0)
+    ngp_small = TrainConfig(
+        model="nerf",
+        nerf=NeRFConfig(fine=None, n_coarse=64, n_fine=0, field="hash",
+                        hash=HashFieldConfig(log2_table_size=15, finest_resolution=256,
+                                             aabb=builtin_box)),
+        data=DataConfig(), iters=1_000, batch_rays=512, lr_decay_start=500,
+        lr_decay_interval=250, log_every=50, val_every=500, ckpt_every=500, **ngp)
+    neus_ngp = TrainConfig(
+        model="neus",
+        neus=NeuSConfig(sdf=SDFConfig(init_radius=0.5), color=ColorConfig(depth=2, width=64),
+                        background=MLPConfig(depth=2, width=64, skips=(), in_dim=4),
+                        n_samples=32, n_importance=32, up_sample_steps=2, n_outside=16,
+                        field="hash",
+                        hash=HashFieldConfig(log2_table_size=15, finest_resolution=512,
+                                             aabb=(-1.0, -1.0, -1.0, 1.0, 1.0, 1.0))),
+        data=DataConfig(builtin_format="neus", use_masks=False), iters=1_000, batch_rays=256,
+        batching="one_image", lr=1e-2, adam_eps=1e-15, adam_betas=(0.9, 0.99),
+        lr_schedule="cosine", warm_up=50, lr_alpha=0.05, anneal_end=250, eikonal_weight=0.1,
+        log_every=50, val_every=500, ckpt_every=500)
+    return {"ngp-lego": ngp_lego, "ngp-small": ngp_small, "neus-ngp": neus_ngp}
+
+
+
+PRESETS = {**_presets(), **_occupancy_presets(), **_hash_presets()}
 
 
 def preset(name: str) -> TrainConfig:

@@ -288,3 +288,44 @@ def test_fastfield_traceback_shows_the_real_exception(capsys, tmp_path, monkeypa
     monkeypatch.setenv("FASTFIELD_TRACEBACK", "1")
     with pytest.raises(ValueError, match="not found"):
         cli.main(["eval", "--run", str(tmp_path / "nowhere")])
+
+
+# ----------------------------------------------------------------------------- hash-grid presets
+@pytest.mark.parametrize("name", ["ngp-small", "neus-ngp"])
+def test_hash_presets_train_resume_eval_render_and_mesh(capsys, tmp_path, name):
+    """The hash-grid fields go through the unchanged loop, checkpoint, resume and commands."""
+    run = tiny_run(tmp_path / name, name)
+    payload = load_checkpoint(run / "checkpoint.pt")
+    assert payload["step"] == 2
+    assert any(key.endswith("grid.params") for key in payload["model"])
+    code, out, err = run_cli(capsys, "train", "--out", run, "--resume", "--iters", "3",
+                             "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 3
+    code, out, err = run_cli(capsys, "eval", "--run", run, "--device", "cpu", "--split", "val")
+    assert code == 0, err
+    assert json.loads((run / "eval_val" / "metrics.json").read_text())["step"] == 3
+    code, out, err = run_cli(capsys, "render", "--run", run, "--frames", "2", "--out",
+                             tmp_path / "orbit.gif", "--device", "cpu")
+    assert code == 0, err
+    assert (tmp_path / "orbit.gif").stat().st_size > 0
+    if name == "neus-ngp":
+        code, out, err = run_cli(capsys, "mesh", "--run", run, "--resolution", "24", "--out",
+                                 tmp_path / "mesh.ply", "--device", "cpu")
+        assert code == 0, err
+        vertices, faces, normals = read_ply(tmp_path / "mesh.ply")
+        assert len(faces) > 0 and normals is not None
+
+
+def test_random_background_on_a_scene_without_alpha_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--preset", "neus-ngp", "--out", tmp_path / "r",
+                           "--device", "cpu", "--no-progress",
+                           *sets(tiny_overrides("neus-ngp", 1, "random_background=true")))
+    assert_one_line_error(code, err, "random_background=true needs training images with alpha")
+
+
+def test_an_unknown_field_kind_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--preset", "nerf-small", "--out", tmp_path / "f",
+                           "--device", "cpu", "--no-progress",
+                           *sets(tiny_overrides("nerf-small", 1, "nerf.field=grid")))
+    assert_one_line_error(code, err, "nerf.field must be one of 'mlp', 'hash', got 'grid'")

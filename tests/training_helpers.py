@@ -23,6 +23,17 @@ TINY = {
                    "neus.background.width=32", "neus.background.depth=2",
                    "neus.background.skips=()", "warm_up=2", "anneal_end=4", "log_every=2",
                    "val_every=0", "ckpt_every=0"],
+    # One hash field (instant-ngp's shape) and the hash SDF field, on small tables.
+    "ngp-small": ["data.builtin_resolution=32", "batch_rays=32", "nerf.n_coarse=8",
+                  "nerf.hash.n_levels=4", "nerf.hash.log2_table_size=10",
+                  "nerf.hash.finest_resolution=64", "nerf.hash.hidden_width=16",
+                  "log_every=2", "val_every=0", "ckpt_every=0"],
+    "neus-ngp": ["data.builtin_resolution=32", "batch_rays=16", "neus.n_samples=8",
+                 "neus.n_importance=8", "neus.up_sample_steps=2", "neus.n_outside=4",
+                 "neus.hash.n_levels=4", "neus.hash.log2_table_size=10",
+                 "neus.hash.finest_resolution=64", "neus.hash.hidden_width=16",
+                 "neus.color.width=16", "neus.background.width=16", "warm_up=2",
+                 "anneal_end=4", "log_every=2", "val_every=0", "ckpt_every=0"],
 }
 
 

@@ -9,9 +9,11 @@ from typing import Optional, Tuple
 from torch import nn
 
 from ..occupancy import OccupancyGrid
+from .hash_field import HashFieldConfig, HashNeRFField
 from .radiance import MLPConfig, NeRFField
 
 SAMPLERS = ("hierarchical", "occupancy")
+FIELD_KINDS = ("mlp", "hash")
 
 
 @dataclass
@@ -38,6 +40,13 @@ class OccupancyConfig:
         return sum((b - a) ** 2 for a, b in zip(lo, hi)) ** 0.5 / 1024
 
 
+def check_field_kind(section: str, kind: str) -> None:
+    """ValueError unless ``kind`` is a field kind fastfield builds ("mlp" or "hash")."""
+    if kind not in FIELD_KINDS:
+        raise ValueError(f"{section}.field must be one of {', '.join(map(repr, FIELD_KINDS))}, "
+                         f"got {kind!r}")
+
+
 @dataclass
 class NeRFConfig:
     coarse: MLPConfig = field(default_factory=MLPConfig)
@@ -46,6 +55,10 @@ class NeRFConfig:
     n_fine: int = 128
     lindisp: bool = False
     raw_noise_std: float = 0.0  # density noise while training (fern: 1.0)
+    # "mlp": nerf-pytorch's NeRFField from coarse/fine; "hash": instant-ngp's HashNeRFField
+    # from ``hash`` (defaults when None) for each pass (fine None or n_fine 0: one field).
+    field: str = "mlp"
+    hash: Optional[HashFieldConfig] = None
     sampler: str = "hierarchical"  # "hierarchical" (nerf-pytorch) or "occupancy" (nerfacc)
     occupancy: Optional[OccupancyConfig] = None  # sampler="occupancy": its grid (None: defaults)
 
@@ -101,9 +114,15 @@ class NeRF(nn.Module):
         super().__init__()
         check_sampler(config)
         self.config = config
-        self.coarse = coarse if coarse is not None else NeRFField(config.coarse)
+        check_field_kind("nerf", config.field)
+        if config.field == "hash":
+            def make(_):
+                return HashNeRFField(config.hash)
+        else:
+            make = NeRFField
+        self.coarse = coarse if coarse is not None else make(config.coarse)
         if fine is None and config.fine is not None and config.n_fine > 0:
-            fine = NeRFField(config.fine)
+            fine = make(config.fine)
         self.fine = fine
         self.grid = None
         if config.sampler == "occupancy":

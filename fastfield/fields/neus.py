@@ -10,6 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from .background import BackgroundField
+from .hash_field import HashFieldConfig
+from .hash_sdf import HashSDFField
+from .nerf import check_field_kind
 from .radiance import MLPConfig
 from .sdf import ColorConfig, ColorField, SDFConfig, SDFField
 
@@ -29,6 +32,17 @@ class NeuSConfig:
     up_sample_steps: int = 4
     n_outside: int = 32          # 0: no background model (NeuS wmask)
     variance_init: float = 0.3
+    # "mlp": NeuS's SDFField from ``sdf``; "hash": instant-nsr-pl's HashSDFField from ``hash``
+    # (defaults when None; aabb should cover the unit sphere) with ``sdf``'s init_radius,
+    # softplus_beta and weight_norm, and a feature of hash.geo_features for the colour field.
+    field: str = "mlp"
+    hash: Optional[HashFieldConfig] = None
+
+    def feature_dim(self) -> int:
+        """Width of the SDF field's feature (the colour field's input)."""
+        if self.field == "hash":
+            return (self.hash or HashFieldConfig()).geo_features
+        return self.sdf.feature_dim
 
 
 class NeuS(nn.Module):
@@ -49,9 +63,14 @@ class NeuS(nn.Module):
                  background: Optional[nn.Module] = None):
         super().__init__()
         self.config = config
-        self.sdf_network = sdf_network if sdf_network is not None else SDFField(config.sdf)
+        check_field_kind("neus", config.field)
+        if sdf_network is None:
+            sdf_network = (SDFField(config.sdf) if config.field == "mlp" else
+                           HashSDFField(config.hash, config.sdf.init_radius,
+                                        config.sdf.softplus_beta, config.sdf.weight_norm))
+        self.sdf_network = sdf_network
         self.color_network = (color_network if color_network is not None
-                              else ColorField(config.color, config.sdf.feature_dim))
+                              else ColorField(config.color, config.feature_dim()))
         if background is None and config.n_outside > 0:
             background = BackgroundField(config.background)
         self.background = background

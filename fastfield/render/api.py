@@ -51,7 +51,7 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
             (NeuS ``near_far_from_sphere``).
         ndc: LLFF forward-facing scenes: {"H", "W", "focal", "near"} -- view directions are
             taken from the world rays, then rays go to NDC (nerf-pytorch's order).
-        background: [3] colour behind the scene (white for Blender), or None.
+        background: [3] or [n_rays, 3] colour behind the scene (white for Blender), or None.
         perturb: training-time sampling (jittered samples, density noise, random PDF
             quantiles); False renders deterministically.
         backend: "kernels" or "reference" (see fastfield.render.backend_ops).

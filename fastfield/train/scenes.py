@@ -77,6 +77,11 @@ def check_scene_for_model(scene: Scene, config) -> None:
         raise ValueError(f"mask_weight={config.mask_weight} needs object masks, but scene "
                          f"{scene.name!r} was loaded without (set data.use_masks=true or "
                          f"mask_weight=0)")
+    if config.random_background and (scene.background is None
+                                     or scene.split("train").masks is None):
+        raise ValueError(f"random_background=true needs training images with alpha (a Blender "
+                         f"scene); scene {scene.name!r} ({scene.kind}) has none "
+                         f"(set random_background=false)")
 
 
 def render_settings(scene: Scene, device: torch.device) -> Dict[str, Any]:

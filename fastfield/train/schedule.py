@@ -15,6 +15,9 @@ def learning_rate(config, step: int) -> float:
     p = (step - warm_up) / (iters - warm_up) going 0 -> 1 and alpha = lr_alpha.
     "multistep" (nerfacc's examples, torch MultiStepLR): lr * lr_gamma ** (the number of
     milestones passed), the milestones ``lr_milestones`` given as fractions of ``iters``.
+    "ngp" (instant-ngp's tiny-cuda-nn ExponentialDecay, after the same linear warm-up when
+    warm_up > 0): lr until lr_decay_start, then lr * lr_decay_base ** k with
+    k = (step - lr_decay_start) // lr_decay_interval (integer division, as tiny-cuda-nn's).
     """
     if config.lr_schedule == "exponential":
         return config.lr * 0.1 ** (step / config.lr_decay_steps)
@@ -28,8 +31,15 @@ def learning_rate(config, step: int) -> float:
     if config.lr_schedule == "multistep":
         passed = sum(step >= int(fraction * config.iters) for fraction in config.lr_milestones)
         return config.lr * config.lr_gamma ** passed
-    raise ValueError(f"lr_schedule must be 'exponential', 'cosine' or 'multistep', got "
-                     f"{config.lr_schedule!r}")
+    if config.lr_schedule == "ngp":
+        if step < config.warm_up:
+            return config.lr * step / config.warm_up
+        if step < config.lr_decay_start:
+            return config.lr
+        return config.lr * config.lr_decay_base ** (
+            (step - config.lr_decay_start) // config.lr_decay_interval)
+    raise ValueError(f"lr_schedule must be 'exponential', 'cosine', 'multistep' or 'ngp', "
+                     f"got {config.lr_schedule!r}")
 
 
 def cos_anneal_ratio(config, step: int) -> float:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import Tensor, nn
 
+from ..fields import HashGrid
 from ..render import camera_rays, pipeline_for, render
 from .adaptive import AdaptiveRayCount
 from .batching import PixelSampler
@@ -27,10 +28,33 @@ class TrainingImages:
 
     images: [n, H, W, 3] uint8; masks: [n, H, W] uint8 (NeuS with a mask loss) or None;
     cameras: the n cameras (a fastfield.data.Camera).
+    alphas: [n, H, W] uint8 alpha the images were composited with over the scene's background,
+        or None; given, each ray gets a uniform random background (instant-ngp).
     """
     images: Tensor
     masks: Optional[Tensor]
     cameras: Any
+    alphas: Optional[Tensor] = None
+
+
+def over_background(rgb: Tensor, alpha: Tensor, background_was: Tensor, background: Tensor
+                    ) -> Tensor:
+    """Colours composited over ``background_was`` moved onto ``background``:
+    rgb + (background - background_was) (1 - alpha). rgb [..., 3], alpha [..., 1]."""
+    return rgb + (background - background_was) * (1.0 - alpha)
+
+
+def make_optimizer(model: nn.Module, config) -> torch.optim.Adam:
+    """Adam with the config's eps and betas; ``weight_decay`` on the networks' parameters only
+    (hash tables, HashGrid ``params``, never decay: most entries see no gradient in a step)."""
+    table_ids = {id(m.params) for m in model.modules() if isinstance(m, HashGrid)}
+    tables = [p for p in model.parameters() if id(p) in table_ids]
+    networks = [p for p in model.parameters() if id(p) not in table_ids]
+    groups = [{"params": networks, "weight_decay": config.weight_decay}]
+    if tables:
+        groups.append({"params": tables, "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=config.lr, eps=config.adam_eps,
+                            betas=tuple(config.adam_betas))
 
 
 class StepRunner:
@@ -97,6 +121,14 @@ class StepRunner:
         target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
         masks = self.data.masks
         mask = None if masks is None else masks[camera, row, col].float() / 255.0
+        settings = self.render_settings
+        if self.data.alphas is not None:
+            # Each target recomposited over a random colour (instant-ngp).
+            alpha = self.data.alphas[camera, row, col].float()[:, None] / 255.0  # [B, 1]
+            background = torch.rand(target.shape, generator=self.generator,
+                                    device=target.device)                      # [B, 3]
+            target = over_background(target, alpha, settings["background"], background)
+            settings = {**settings, "background": background}
         rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
         settings = self.render_settings
         if hasattr(self.pipeline, "update_grid"):

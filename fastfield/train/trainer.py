@@ -32,7 +32,7 @@ from .metrics import psnr
 from .precision import DEFAULT_PRECISION, check_precision, precision_notice
 from .scenes import check_scene_for_model, load_config_scene, render_settings
 from .schedule import cos_anneal_ratio, learning_rate
-from .step import StepRunner, TrainingImages
+from .step import StepRunner, TrainingImages, make_optimizer
 
 
 # Step metrics the log reports as the window's total rather than its mean.
@@ -82,14 +82,16 @@ class Trainer:
         masks = None
         if config.model == "neus" and config.mask_weight > 0:
             masks = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
+        alphas = None
+        if config.random_background:  # the alpha the training images were composited with
+            alphas = (train.masks * 255).round().to(torch.uint8).to(self.device)  # [n, H, W]
         self.data = TrainingImages(train.images.to(self.device), masks,
-                                   train.cameras.to(self.device))
+                                   train.cameras.to(self.device), alphas)
         self.render_settings = render_settings(self.scene, self.device)
 
         torch.manual_seed(config.seed)  # the model's initialisation
         self.model = build_model(config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                          betas=(0.9, 0.999))
+        self.optimizer = make_optimizer(self.model, config)
         # Every random draw of a step (pixels, jitter, density noise, PDF quantiles) comes from
         # this generator, so a checkpoint can hold its state.
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
@@ -306,6 +308,13 @@ def _check_training_config(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.lr_schedule == "exponential" and config.lr_decay_steps <= 0:
         raise ValueError(f"lr_decay_steps must be > 0, got {config.lr_decay_steps}")
+    if config.lr_schedule == "ngp" and config.lr_decay_interval <= 0:
+        raise ValueError(f"lr_decay_interval must be > 0, got {config.lr_decay_interval}")
+    if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
+        raise ValueError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
+    if config.adam_eps <= 0.0 or config.weight_decay < 0.0:
+        raise ValueError(f"adam_eps must be > 0 and weight_decay >= 0, got "
+                         f"{config.adam_eps} and {config.weight_decay}")
     learning_rate(config, 0)  # ValueError for an unknown schedule
     if config.target_samples is not None:
         if config.target_samples < 1:
