@@ -194,30 +194,31 @@ def _hash_presets() -> Dict[str, TrainConfig]:
     """instant-ngp's recipe (hash-grid fields, Adam lr 1e-2 / eps 1e-15 / betas 0.9, 0.99, a
     random background per ray) and instant-nsr-pl's for NeuS.
 
-    The NeRF presets run on the hierarchical pipeline's first pass alone: a constant
-    ``n_coarse`` stratified samples per ray through one hash field. When the occupancy-grid
-    pipeline is merged, switch them to ``nerf=NeRFConfig(..., sampler="occupancy")`` with its
-    occupancy settings (render step sqrt(3) * 2 / 1024 for lego's aabb, instant-ngp's 2^18
-    samples per step target with the batch size adapted to it), drop n_coarse, and expect
-    far fewer samples per ray (empty space skipped) -- the speed this recipe is known for.
+    The NeRF presets march one hash field through an occupancy grid (``sampler="occupancy"``):
+    constant steps in occupied cells only, early termination, packed compositing.
     """
     lego_box = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
     ngp = dict(lr=1e-2, adam_eps=1e-15, adam_betas=(0.9, 0.99), weight_decay=1e-6,
                lr_schedule="ngp", random_background=True, batching="all_images")
     ngp_lego = TrainConfig(
         model="nerf",
-        nerf=NeRFConfig(fine=None, n_coarse=256, n_fine=0, field="hash",
-                        hash=HashFieldConfig(aabb=lego_box)),
+        nerf=NeRFConfig(fine=None, n_fine=0, field="hash", hash=HashFieldConfig(aabb=lego_box),
+                        sampler="occupancy",
+                        occupancy=OccupancyConfig(resolution=128, aabb=lego_box)),
         data=DataConfig(downscale=1, half_res=False, white_background=True),
-        iters=20_000, batch_rays=1024, lr_decay_start=10_000, lr_decay_interval=5_000,
-        val_every=5_000, ckpt_every=5_000, **ngp)
+        # instant-ngp's 2^18 samples per step; batch_rays is the ray buffer the count adapts in.
+        iters=20_000, batch_rays=1 << 16, target_samples=1 << 18, lr_decay_start=10_000,
+        lr_decay_interval=5_000, val_every=5_000, ckpt_every=5_000, **ngp)
     # The built-in scene's objects lie within 1.4 of (0.3, -0.2, 0.5) in its Blender frame.
     builtin_box = (-1.2, -1.7, -1.0, 1.8, 1.3, 2.0)
     ngp_small = TrainConfig(
         model="nerf",
-        nerf=NeRFConfig(fine=None, n_coarse=64, n_fine=0, field="hash",
+        nerf=NeRFConfig(fine=None, n_fine=0, field="hash",
                         hash=HashFieldConfig(log2_table_size=15, finest_resolution=256,
-                                             aabb=builtin_box)),
+                                             aabb=builtin_box),
+                        sampler="occupancy",  # the grid of nerf-small-occ (same box and step)
+                        occupancy=OccupancyConfig(resolution=32, warm_up=64, update_every=8,
+                                                  render_step_size=0.025, aabb=builtin_box)),
         data=DataConfig(), iters=1_000, batch_rays=512, lr_decay_start=500,
         lr_decay_interval=250, log_every=50, val_every=500, ckpt_every=500, **ngp)
     neus_ngp = TrainConfig(
