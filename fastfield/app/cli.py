@@ -15,6 +15,7 @@ from typing import List, Optional
 from .. import config as configs
 from ..core.checks import first_line
 from ..render.backend import BACKENDS
+from ..train.distributed import launched_by_torchrun
 from ..train.precision import PRECISIONS
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--print-config", action="store_true",
                        help="print the resulting configuration as JSON and exit")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel processes, launched as torchrun would: on CUDA one "
+                            "GPU each (at most the visible GPUs), on a CPU N gloo processes "
+                            "sharing its cores; each draws batch_rays/N rays per step "
+                            "(default: 1; under torchrun its --nproc_per_node decides)")
     train.set_defaults(handler=cmd_train)
 
     run_folder, neus_run = "the run folder (train's --out)", "the run folder of a NeuS run"
@@ -215,12 +221,37 @@ def cmd_train(args) -> int:
         print(configs.to_json(config))
         return 0
     out = Path(args.out or Path("runs") / args.preset)
-    summary = train(config, out, args.device, args.backend, args.precision, args.resume,
-                    progress=not args.no_progress).summary()
+    if args.nproc != 1 and not launched_by_torchrun():
+        return _launch_training(args, out)
+    trainer = train(config, out, args.device, args.backend, args.precision, args.resume,
+                    progress=not args.no_progress)
+    if not trainer.world.is_main:
+        return 0
+    summary = trainer.summary()
+    processes = f" x {summary['processes']} processes" if summary["processes"] > 1 else ""
     print(f"trained {config.model} for {summary['step']} steps in {summary['elapsed']:.0f} s "
-          f"on {summary['device']}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
+          f"on {summary['device']}{processes}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
           f"{format_number(summary['psnr'], '.2f')} dB, last validation view "
           f"{format_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
+    return 0
+
+
+def _launch_training(args, out: Path) -> int:
+    """``fastfield train --nproc N``: the same command in N processes (train.launch)."""
+    from ..render.backend import DEFAULT_BACKEND
+    from ..train.device import resolve_device
+    from ..train.launch import check_process_count, launch
+
+    check_process_count(args.nproc, resolve_device(args.device, args.backend or DEFAULT_BACKEND))
+    argv, skip = [], False
+    for item in args.argv:  # the command line without --nproc, for every rank
+        if skip or item.startswith("--nproc="):
+            skip = False
+            continue
+        skip = item == "--nproc"
+        if not skip:
+            argv.append(item)
+    launch(["-m", "fastfield", *argv], args.nproc, out)
     return 0
 
 
@@ -297,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2, already printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:

@@ -9,6 +9,7 @@ import torch
 from ..config import TrainConfig
 from ..mesh import extract_mesh, vertex_normals, write_ply
 from ..train import Trainer, evaluate
+from ..train.distributed import join_process_group
 from ..train.precision import precision_context
 from ..train.scenes import render_settings
 from ..train.surface import score_builtin_surface
@@ -20,10 +21,15 @@ def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = 
           precision: Optional[str] = None, resume: bool = False,
           progress: bool = True) -> Trainer:
     """Train ``config`` into ``out_dir`` (or continue it with ``resume``); returns the Trainer
-    (``trainer.summary()`` is what it reports)."""
-    trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
-                      resume=resume, progress=progress)
-    trainer.train()
+    (``trainer.summary()`` is what it reports). Started by torchrun (or ``fastfield train
+    --nproc``), this process trains as one rank of the run (fastfield.train.distributed)."""
+    world = join_process_group(device)
+    try:
+        trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
+                          resume=resume, progress=progress, world=world)
+        trainer.train()
+    finally:
+        world.close()
     return trainer
 
 

@@ -49,18 +49,24 @@ class StepRunner:
         render_settings: near, far, ndc and background of the scene (scenes.render_settings).
         backend, precision, device: as the Trainer's.
         generator: every random draw of a step (pixels, jitter, noise, PDF quantiles).
+        reduce_gradients: called between backward and the optimiser update (a multi-process
+            run averages the gradients over its ranks there: distributed.GradientReducer).
+        perturb: training-time sampling (jitter, density noise); False makes a step a
+            deterministic function of its rays (tests compare steps so).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, pixels: PixelSampler,
                  data: TrainingImages, loss: LossFn, *, learning_rate: Callable[[int], float],
                  cos_anneal_ratio: Callable[[int], float], render_settings: Dict[str, Any],
                  backend: str, precision: str, device: torch.device,
-                 generator: torch.Generator):
+                 generator: torch.Generator,
+                 reduce_gradients: Optional[Callable[[], None]] = None, perturb: bool = True):
         self.model, self.optimizer, self.pixels, self.data = model, optimizer, pixels, data
         self.loss, self.learning_rate, self.cos_anneal_ratio = loss, learning_rate, cos_anneal_ratio
         self.render_settings = render_settings
         self.backend, self.precision, self.device = backend, precision, device
         self.generator = generator
+        self.reduce_gradients, self.perturb = reduce_gradients, perturb
         self.pipeline = pipeline_for(model)
 
     def __call__(self, step: int) -> Dict[str, Tensor]:
@@ -73,7 +79,7 @@ class StepRunner:
         mask = None if masks is None else masks[camera, row, col].float() / 255.0
         rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
         with precision_context(self.precision, self.device):
-            out = render(self.model, rays.origins, rays.directions, perturb=True,
+            out = render(self.model, rays.origins, rays.directions, perturb=self.perturb,
                          backend=self.backend, generator=self.generator,
                          cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
                          **self.render_settings)
@@ -81,5 +87,7 @@ class StepRunner:
         loss, stats = self.loss(out, target, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.reduce_gradients is not None:
+            self.reduce_gradients()
         self.optimizer.step()
         return stats
