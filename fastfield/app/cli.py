@@ -39,8 +39,9 @@ def _add_backend_precision(parser, what: str):
                         help=f"fastfield kernels or the pure-PyTorch reference ops "
                              f"(default: {what})")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help=f"fp32; tf32 (CUDA matmuls on tensor cores; on a CPU the same as "
-                             f"fp32); bf16 (autocast around the networks) (default: {what})")
+                        help=f"fp32 (the CPU default); tf32 (float32 with TensorFloat-32 "
+                             f"matrix products: the CUDA default, an error on a CPU); bf16 "
+                             f"(autocast around the networks) (default: {what})")
 
 
 def _run_command(commands, name: str, handler, run_help: str, resolution: bool = False,
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iters", type=int, help="training steps")
     _add_device(train)
     train.add_argument("--seed", type=int, help="random seed (initialisation and sampling)")
-    _add_backend_precision(train, "kernels / fp32, or the checkpoint's with --resume")
+    _add_backend_precision(train, "kernels / the device's, or the checkpoint's with "
+                                  "--resume")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set lr=1e-3 --set "
                             "nerf.n_fine=64 (see --print-config for the fields)")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..render import camera_rays, pipeline_for, render
 from .batching import PixelSampler
 from .losses import LossFn
-from .precision import precision_context
+from .precision import autocast_context, matmul_context
 
 
 @dataclass
@@ -72,22 +72,24 @@ class StepRunner:
     def __call__(self, step: int) -> Dict[str, Tensor]:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
-        pixels = self.pixels.sample(step, self.generator)                   # [B, 3] int64
-        camera, row, col = pixels.unbind(-1)
-        target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
-        masks = self.data.masks
-        mask = None if masks is None else masks[camera, row, col].float() / 255.0
-        rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
-        with precision_context(self.precision, self.device):
-            out = render(self.model, rays.origins, rays.directions, perturb=self.perturb,
-                         backend=self.backend, generator=self.generator,
-                         cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
-                         **self.render_settings)
-        out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
-        loss, stats = self.loss(out, target, mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.reduce_gradients is not None:
-            self.reduce_gradients()
-        self.optimizer.step()
+        # TF32 covers the backward's matrix products too; autocast only the forward pass.
+        with matmul_context(self.precision, self.device):
+            pixels = self.pixels.sample(step, self.generator)                   # [B, 3] int64
+            camera, row, col = pixels.unbind(-1)
+            target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
+            masks = self.data.masks
+            mask = None if masks is None else masks[camera, row, col].float() / 255.0
+            rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
+            with autocast_context(self.precision, self.device):
+                out = render(self.model, rays.origins, rays.directions, perturb=self.perturb,
+                             backend=self.backend, generator=self.generator,
+                             cos_anneal_ratio=self.cos_anneal_ratio(step),
+                             pipeline=self.pipeline, **self.render_settings)
+            out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
+            loss, stats = self.loss(out, target, mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.reduce_gradients is not None:
+                self.reduce_gradients()
+            self.optimizer.step()
         return stats

@@ -30,7 +30,7 @@ from .images import view_panels, write_side_by_side
 from .log import SilentLog, TrainingLog
 from .losses import loss_for
 from .metrics import psnr
-from .precision import DEFAULT_PRECISION, check_precision, precision_notice
+from .precision import resolve_precision
 from .scenes import check_scene_for_model, load_config_scene, render_settings
 from .schedule import cos_anneal_ratio, learning_rate
 from .step import StepRunner, TrainingImages
@@ -47,7 +47,7 @@ class Trainer:
         backend: "kernels" or "reference" (see fastfield.render.backend_ops). None: the
             checkpoint's when resuming, else "kernels".
         precision: "fp32", "tf32" or "bf16" (see fastfield.train.precision). None: the
-            checkpoint's when resuming, else "fp32".
+            checkpoint's when resuming, else the device's default (tf32 on CUDA, fp32).
         resume: continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same random
             streams, optimiser state and schedule position).
         progress: show the tqdm progress bar.
@@ -67,11 +67,10 @@ class Trainer:
         self.checkpoint_path = checkpoint_path(self.out_dir)
         payload = self._read_resume_checkpoint(resume)
         self.backend = backend or (payload["backend"] if payload else DEFAULT_BACKEND)
-        self.precision = check_precision(
-            precision or (payload["precision"] if payload else DEFAULT_PRECISION))
         backend_ops(self.backend)  # ValueError for an unknown backend, before any work
         self.device = world.rank_device(resolve_device(device, self.backend))
-        notice = precision_notice(self.precision, self.device)
+        self.precision, notice = resolve_precision(
+            precision, payload["precision"] if payload else None, self.device)
         if notice:
             self.notices.append(notice)
 
