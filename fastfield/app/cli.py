@@ -16,6 +16,7 @@ from .. import config as configs
 from ..core.checks import first_line
 from ..render.backend import BACKENDS
 from ..train.distributed import launched_by_torchrun
+from ..train.graph import GRAPH_MODES
 from ..train.precision import PRECISIONS
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--print-config", action="store_true",
                        help="print the resulting configuration as JSON and exit")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--cuda-graph", choices=GRAPH_MODES, default="auto",
+                       help="capture the training step in a CUDA graph and replay it: auto = "
+                            "where capture works, else eager with the reason; on = an error "
+                            "where it cannot (default: auto)")
     train.add_argument("--nproc", type=int, default=1,
                        help="data-parallel processes, launched as torchrun would: on CUDA one "
                             "GPU each (at most the visible GPUs), on a CPU N gloo processes "
@@ -226,7 +231,7 @@ def cmd_train(args) -> int:
     if args.nproc != 1 and not launched_by_torchrun():
         return _launch_training(args, out)
     trainer = train(config, out, args.device, args.backend, args.precision, args.resume,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, cuda_graph=args.cuda_graph)
     if not trainer.world.is_main:
         return 0
     summary = trainer.summary()

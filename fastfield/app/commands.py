@@ -19,14 +19,14 @@ from .video import render_video
 
 def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = None,
           precision: Optional[str] = None, resume: bool = False,
-          progress: bool = True) -> Trainer:
+          progress: bool = True, cuda_graph: str = "auto") -> Trainer:
     """Train ``config`` into ``out_dir`` (or continue it with ``resume``); returns the Trainer
     (``trainer.summary()`` is what it reports). Started by torchrun (or ``fastfield train
     --nproc``), this process trains as one rank of the run (fastfield.train.distributed)."""
     world = join_process_group(device)
     try:
         trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
-                          resume=resume, progress=progress, world=world)
+                          resume=resume, progress=progress, world=world, cuda_graph=cuda_graph)
         trainer.train()
     finally:
         world.close()

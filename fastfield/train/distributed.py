@@ -138,6 +138,8 @@ def join_process_group(device_name, timeout_s: float = 600.0) -> World:
     text = str(device_name)
     cuda = text.startswith("cuda") or (text == "auto" and torch.cuda.is_available())
     backend = "nccl" if cuda else "gloo"
+    if cuda:  # NCCL communicates on the current device: this rank's GPU, not cuda:0
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     host_group = dist.new_group(backend="gloo") if backend != "gloo" else None

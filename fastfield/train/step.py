@@ -32,6 +32,16 @@ class TrainingImages:
     cameras: Any
 
 
+class DeviceSchedule:
+    """The per-step values as 0-d tensors on the training device: lr (float32), NeuS's
+    cos_anneal_ratio (float32) and the camera of a one-image step (int64)."""
+
+    def __init__(self, device: torch.device):
+        self.lr = torch.zeros((), device=device)
+        self.cos_anneal_ratio = torch.zeros((), device=device)
+        self.camera = torch.zeros((), dtype=torch.long, device=device)
+
+
 class StepRunner:
     """One optimiser update of ``model`` per call: ``runner(step) -> {name: 0-d tensor}``.
 
@@ -67,14 +77,42 @@ class StepRunner:
         self.backend, self.precision, self.device = backend, precision, device
         self.generator = generator
         self.reduce_gradients, self.perturb = reduce_gradients, perturb
+        self.schedule: Optional[DeviceSchedule] = None  # see use_device_schedule
         self.pipeline = pipeline_for(model)
 
     def __call__(self, step: int) -> Dict[str, Tensor]:
+        self.set_schedule(step)
+        return self.run_step(step)
+
+    def use_device_schedule(self) -> None:
+        """From now on the learning rate, NeuS's cos_anneal_ratio and a one-image step's camera
+        live in 0-d device tensors that ``set_schedule`` updates in place, so a step captured
+        in a CUDA graph (train.graph) reads each replay's values. Same step code, same
+        results as the eager path (tests/test_graph.py)."""
+        self.schedule = DeviceSchedule(self.device)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(step)
+            group["lr"] = self.schedule.lr
+
+    def set_schedule(self, step: int) -> None:
+        """Set the values of update ``step`` that change from step to step (host side)."""
+        lr = self.learning_rate(step)
+        if self.schedule is None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            return
+        self.schedule.lr.fill_(lr)
+        self.schedule.cos_anneal_ratio.fill_(self.cos_anneal_ratio(step))
+        camera = self.pixels.image_for(step)
+        if camera is not None:
+            self.schedule.camera.fill_(camera)
+
+    def run_step(self, step: int) -> Dict[str, Tensor]:
+        """The step itself, after ``set_schedule(step)``: what a CUDA graph captures."""
+        schedule = self.schedule
         # TF32 covers the backward's matrix products too; autocast only the forward pass.
         with matmul_context(self.precision, self.device):
-            pixels = self.pixels.sample(step, self.generator)                   # [B, 3] int64
+            pixels = self.pixels.sample(step, self.generator,                   # [B, 3] int64
+                                        None if schedule is None else schedule.camera)
             camera, row, col = pixels.unbind(-1)
             target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
             masks = self.data.masks
@@ -83,7 +121,8 @@ class StepRunner:
             with autocast_context(self.precision, self.device):
                 out = render(self.model, rays.origins, rays.directions, perturb=self.perturb,
                              backend=self.backend, generator=self.generator,
-                             cos_anneal_ratio=self.cos_anneal_ratio(step),
+                             cos_anneal_ratio=(self.cos_anneal_ratio(step) if schedule is None
+                                               else schedule.cos_anneal_ratio),
                              pipeline=self.pipeline, **self.render_settings)
             out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
             loss, stats = self.loss(out, target, mask)

@@ -7,12 +7,9 @@ its step runner (fastfield.train.step.StepRunner: pixels -> rays -> render -> lo
 window, so a GPU never waits on the host inside a step.
 """
 import copy
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -27,6 +24,8 @@ from .device import resolve_device
 from .distributed import GradientReducer, World, restore_streams, share_of_batch
 from .evaluate import render_view
 from .images import view_panels, write_side_by_side
+from .graph import check_graph_mode, eager_optimizer_state, graph_runner
+from .interrupt import interrupt_between_steps
 from .log import SilentLog, TrainingLog
 from .losses import loss_for
 from .metrics import psnr
@@ -53,17 +52,19 @@ class Trainer:
         progress: show the tqdm progress bar.
         world: this process's rank in a multi-process run (fastfield.train.distributed:
             rank 0 alone logs, validates and writes checkpoints); None: a single process.
+        cuda_graph: "auto", "on" or "off": capture the step in a CUDA graph (train.graph).
     """
 
     def __init__(self, config: TrainConfig, out_dir, device="cpu", backend: Optional[str] = None,
                  precision: Optional[str] = None, resume: bool = False, progress: bool = True,
-                 world: Optional[World] = None):
+                 world: Optional[World] = None, cuda_graph: str = "auto"):
         self.config = config = copy.deepcopy(config)
         self.out_dir = Path(out_dir)
         self.world = world = world or World()
         self.progress = progress and world.is_main
         self.notices: List[str] = []  # shown when training starts
         _check_training_config(config)
+        check_graph_mode(cuda_graph)
         self.checkpoint_path = checkpoint_path(self.out_dir)
         payload = self._read_resume_checkpoint(resume)
         self.backend = backend or (payload["backend"] if payload else DEFAULT_BACKEND)
@@ -99,7 +100,7 @@ class Trainer:
                                     train.cameras.width, share_of_batch(config.batch_rays, world),
                                     config.precrop_iters,
                                     config.precrop_frac, config.seed + 1, self.device)
-        self.runner = StepRunner(
+        self.runner = self.step_runner = StepRunner(
             self.model, self.optimizer, self.sampler, self.data, loss_for(config),
             learning_rate=lambda step: learning_rate(config, step),
             cos_anneal_ratio=lambda step: cos_anneal_ratio(config, step),
@@ -115,6 +116,10 @@ class Trainer:
         if payload is not None:
             self._load_state(payload)
         world.broadcast_module(self.model)
+        self.runner, graph_notice = graph_runner(self.runner, cuda_graph, world)
+        self.cuda_graph = graph_notice or ("on" if self.runner is not self.step_runner else "off")
+        if graph_notice and self.device.type == "cuda":
+            self.notices.append(graph_notice)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _read_resume_checkpoint(self, resume: bool) -> Optional[Dict[str, Any]]:
@@ -159,6 +164,7 @@ class Trainer:
     def _load_state(self, payload: Dict[str, Any]) -> None:
         load_model_state(self.model, payload["model"], self.checkpoint_path)
         self.optimizer.load_state_dict(payload["optimizer"])
+        eager_optimizer_state(self.optimizer)
         self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
         self.val_psnr, self.last_record = payload["val_psnr"], payload["last_record"]
         rng = payload["rng"]
@@ -239,11 +245,14 @@ class Trainer:
         session_start = time.perf_counter()
         completed_step = True  # whether the state is that of a finished update
         try:
-            with _interrupt_between_steps() as interrupt_requested:
+            with interrupt_between_steps() as interrupt_requested:
                 while self.step < cfg.iters:
                     completed_step = False
                     stats = self.train_step()
                     completed_step = True
+                    for message in getattr(self.runner, "notices", ()):
+                        log.notice(message)
+                    getattr(self.runner, "notices", []).clear()
                     for key, value in stats.items():
                         window[key] = window[key] + value if key in window else value
                     window_steps += 1
@@ -300,13 +309,13 @@ class Trainer:
 
     def summary(self) -> Dict[str, Any]:
         """{"step", "loss", "psnr" (last training window), "val_psnr" (last validation view),
-        "elapsed", "checkpoint", "backend", "precision", "device", "processes"}."""
+        "elapsed", "checkpoint", "backend", "precision", "device", "processes", "cuda_graph"}."""
         last = self.last_record
         return {"step": self.step, "loss": last.get("loss"), "psnr": last.get("psnr"),
                 "val_psnr": self.val_psnr, "elapsed": self.elapsed,
                 "checkpoint": str(self.checkpoint_path), "backend": self.backend,
                 "precision": self.precision, "device": str(self.device),
-                "processes": self.world.size}
+                "processes": self.world.size, "cuda_graph": self.cuda_graph}
 
 
 def _check_training_config(config: TrainConfig) -> None:
@@ -317,25 +326,3 @@ def _check_training_config(config: TrainConfig) -> None:
     if config.lr_schedule == "exponential" and config.lr_decay_steps <= 0:
         raise ValueError(f"lr_decay_steps must be > 0, got {config.lr_decay_steps}")
     learning_rate(config, 0)  # ValueError for an unknown schedule
-
-
-@contextmanager
-def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
-    """Within the block, a first Ctrl-C only sets a flag (polled between steps, so the run
-    stops with a consistent state to save); a second one raises KeyboardInterrupt at once.
-    Outside the main thread signals cannot be caught and Ctrl-C behaves as usual."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    requested = []
-
-    def handler(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(requested)
-    finally:
-        signal.signal(signal.SIGINT, previous)
