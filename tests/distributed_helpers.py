@@ -24,7 +24,7 @@ class FixedPixels:
     def __init__(self, pixels: torch.Tensor):
         self.pixels = pixels
 
-    def sample(self, step, generator):
+    def sample(self, step, generator, camera=None):
         return self.pixels
 
     def state_dict(self):

@@ -187,6 +187,11 @@ def test_cli_rejects_bad_process_counts(tmp_path):
     result = cli("train", "--preset", "nerf-small", "--out", str(tmp_path), "--nproc", "0",
                  "--device", "cpu")
     assert result.returncode == 2 and "nproc must be >= 1" in result.stderr
+    result = cli("train", "--preset", "nerf-small", "--out", str(tmp_path), "--nproc", "3",
+                 "--device", "cpu")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "fastfield train: error: batch_rays (512) must be a multiple of the number of "
+        "processes (3): each rank draws an equal share"]
     if not torch.cuda.is_available():
         result = cli("train", "--preset", "nerf-small", "--out", str(tmp_path), "--nproc", "2",
                      "--device", "cuda")

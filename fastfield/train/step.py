@@ -111,8 +111,8 @@ class StepRunner:
         schedule = self.schedule
         # TF32 covers the backward's matrix products too; autocast only the forward pass.
         with matmul_context(self.precision, self.device):
-            pixels = self.pixels.sample(step, self.generator,                   # [B, 3] int64
-                                        None if schedule is None else schedule.camera)
+            pixels = (self.pixels.sample(step, self.generator) if schedule is None  # [B, 3]
+                      else self.pixels.sample(step, self.generator, schedule.camera))
             camera, row, col = pixels.unbind(-1)
             target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
             masks = self.data.masks
