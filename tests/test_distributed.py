@@ -1,8 +1,10 @@
 """Multi-process data-parallel training (fastfield.train.distributed, train.launch) on the CPU:
 gloo process groups of 2 ranks, the built-in scene at 32 x 32 and tiny networks."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,30 @@ def test_rank_streams_differ_and_rank_zero_keeps_the_single_process_seed():
     assert seeds[0] == 5 and len(set(seeds)) == 4
     assert World(0, 4).stream_seed(5, step=10) != 5  # a restarted stream is a new one
     assert World(1, 2).stream_seed(5) == World(1, 3).stream_seed(5)
+
+
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves_once(tmp_path):
+    """SIGINT to `fastfield train --nproc 2`: the launcher passes it on, the ranks agree on the
+    step to stop after, save one checkpoint together and the command exits with 130."""
+    sets = [item for assignment in tiny_overrides("nerf-small", 100_000, "log_every=1")
+            for item in ("--set", assignment)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "fastfield", "train", "--preset",
+                                "nerf-small", *sets, "--out", str(tmp_path), "--device", "cpu",
+                                "--nproc", "2", "--no-progress"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(read_records(tmp_path / "metrics.jsonl")) < 3:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    step = load_checkpoint(tmp_path / "checkpoint.pt")["step"]
+    assert step >= 3 and f"interrupted: checkpoint of step {step} saved" in stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

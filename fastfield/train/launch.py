@@ -46,12 +46,14 @@ def launch(command: List[str], nproc: int, run_dir: Optional[Path] = None) -> No
     """Run ``command`` (torchrun's program arguments, e.g. ``["-m", "fastfield", "train",
     ...]``) in ``nproc`` local processes and wait for them.
 
-    When a rank fails, the launcher stops the others (SIGTERM: they unwind, so no checkpoint is
+    Ctrl-C reaches every rank (they stop after the same step and save) and then raises
+    KeyboardInterrupt here. When a rank fails, the launcher stops the others (SIGTERM: they unwind, so no checkpoint is
     left half-written), removes any partial checkpoint file left in ``run_dir`` (a rank killed
     outright cannot clean up) and raises WorkerFailed naming the first rank that failed and
     the last complete checkpoint.
     """
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import elastic_launch
 
@@ -68,6 +70,10 @@ def launch(command: List[str], nproc: int, run_dir: Optional[Path] = None) -> No
     config, program, program_args = torchrun.config_from_args(arguments)
     try:
         elastic_launch(config, program)(*program_args)
+    except SignalException:
+        # Ctrl-C: the launcher passed it on to every rank, which agree on a step, save the
+        # checkpoint together and stop.
+        raise KeyboardInterrupt from None
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         removed = remove_partial_checkpoints(run_dir) if run_dir is not None else []
