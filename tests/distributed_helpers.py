@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from fastfield.train import Trainer
-from fastfield.train.distributed import join_process_group
+from fastfield.train.distributed import BUCKET_BYTES, GradientReducer, join_process_group
 from training_helpers import tiny_config
 
 
@@ -46,13 +46,17 @@ def fixed_ray_step(trainer: Trainer, pixels: torch.Tensor) -> None:
 
 
 def step_on_share(rank: int, world_size: int, port: int, name: str, extra, pixels_path: str,
-                  out_dir: str) -> None:
-    """Rank ``rank``: one fixed-ray step on its share of the pixels, then save its gradients
-    and parameters to out_dir/rank<r>.pt."""
+                  out_dir: str, bucket_bytes: int = BUCKET_BYTES) -> None:
+    """Rank ``rank``: one fixed-ray step on its share of the pixels (gradients reduced in
+    buckets of ``bucket_bytes``), then save its gradients and parameters to
+    out_dir/rank<r>.pt."""
     world = join_as_rank(rank, world_size, port)
     try:
         trainer = Trainer(tiny_config(name, 1, *extra), Path(out_dir) / "run", device="cpu",
                           backend="kernels", progress=False, world=world)
+        reducer = GradientReducer(trainer.model.parameters(), world, bucket_bytes)
+        trainer.runner.reduce_gradients = reducer
+        torch.save(len(reducer.buckets), Path(out_dir) / f"buckets{rank}.pt")
         pixels = torch.load(pixels_path)
         fixed_ray_step(trainer, pixels.chunk(world_size)[rank])
         torch.save({"grads": [p.grad for p in trainer.model.parameters()],

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from fastfield.train import Trainer
 from fastfield.train.checkpoint import load_checkpoint
-from fastfield.train.distributed import World, share_of_batch
+from fastfield.train.distributed import BUCKET_BYTES, World, share_of_batch
 from fastfield.train.launch import check_process_count
 from fastfield.train.log import read_records
 from fastfield.train.schedule import learning_rate
@@ -29,11 +29,12 @@ def single_trainer(name, out_dir, *extra) -> Trainer:
                    progress=False)
 
 
-def spawn_step(tmp_path, name, extra, pixels):
+def spawn_step(tmp_path, name, extra, pixels, bucket_bytes=BUCKET_BYTES):
     """Both ranks' gradients and parameters after one fixed-ray step on their halves."""
     torch.save(pixels, tmp_path / "pixels.pt")
     mp.start_processes(step_on_share, args=(2, free_port(), name, extra,
-                                            str(tmp_path / "pixels.pt"), str(tmp_path)),
+                                            str(tmp_path / "pixels.pt"), str(tmp_path),
+                                            bucket_bytes),
                        nprocs=2, start_method="spawn")
     return [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
 
@@ -55,10 +56,12 @@ def assert_close(actual, expected, rtol, what):
 def test_a_step_split_over_two_ranks_equals_one_process_on_all_rays(tmp_path):
     """NeRF's loss is a mean over rays, so the average of two equal halves' gradients is the
     gradient on all rays: after one update from the same weights on the same fixed rays the
-    2-rank parameters equal the single-process ones to 1e-6 relative."""
+    2-rank parameters equal the single-process ones to 1e-6 relative. Buckets of 5 kB split
+    the gradients over several all-reduces in flight at once."""
     single = single_trainer("nerf-small", tmp_path / "single")
     pixels = fixed_pixels(single, 32)
-    ranks = spawn_step(tmp_path, "nerf-small", [], pixels)
+    ranks = spawn_step(tmp_path, "nerf-small", [], pixels, bucket_bytes=5000)
+    assert torch.load(tmp_path / "buckets0.pt") > 3
     fixed_ray_step(single, pixels)
     grads = [p.grad for p in single.model.parameters()]
     params = [p.detach() for p in single.model.parameters()]

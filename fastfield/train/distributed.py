@@ -109,10 +109,6 @@ class World:
             for tensor in module.state_dict().values():
                 dist.broadcast(tensor, 0)
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier(group=self.host_group)
-
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()

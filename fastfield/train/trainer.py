@@ -98,8 +98,8 @@ class Trainer:
         image_order = "permutation" if config.model == "neus" else "random"
         self.sampler = PixelSampler(config.batching, image_order, len(train), train.cameras.height,
                                     train.cameras.width, share_of_batch(config.batch_rays, world),
-                                    config.precrop_iters,
-                                    config.precrop_frac, config.seed + 1, self.device)
+                                    config.precrop_iters, config.precrop_frac, config.seed + 1,
+                                    self.device)
         self.runner = self.step_runner = StepRunner(
             self.model, self.optimizer, self.sampler, self.data, loss_for(config),
             learning_rate=lambda step: learning_rate(config, step),
