@@ -229,7 +229,9 @@ def cmd_train(args) -> int:
         return 0
     out = Path(args.out or Path("runs") / args.preset)
     if args.nproc != 1 and not launched_by_torchrun():
-        return _launch_training(args, config, out)
+        from .commands import launch_training
+        launch_training(args.argv, args.nproc, config, out, args.device, args.backend)
+        return 0
     trainer = train(config, out, args.device, args.backend, args.precision, args.resume,
                     progress=not args.no_progress, cuda_graph=args.cuda_graph)
     if not trainer.world.is_main:
@@ -240,27 +242,6 @@ def cmd_train(args) -> int:
           f"on {summary['device']}{processes}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
           f"{format_number(summary['psnr'], '.2f')} dB, last validation view "
           f"{format_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
-    return 0
-
-
-def _launch_training(args, config: configs.TrainConfig, out: Path) -> int:
-    """``fastfield train --nproc N``: the same command in N processes (train.launch)."""
-    from ..render.backend import DEFAULT_BACKEND
-    from ..train.device import resolve_device
-    from ..train.distributed import World, share_of_batch
-    from ..train.launch import check_process_count, launch
-
-    check_process_count(args.nproc, resolve_device(args.device, args.backend or DEFAULT_BACKEND))
-    share_of_batch(config.batch_rays, World(0, args.nproc))  # before starting any process
-    argv, skip = [], False
-    for item in args.argv:  # the command line without --nproc, for every rank
-        if skip or item.startswith("--nproc="):
-            skip = False
-            continue
-        skip = item == "--nproc"
-        if not skip:
-            argv.append(item)
-    launch(["-m", "fastfield", *argv], args.nproc, out)
     return 0
 
 
