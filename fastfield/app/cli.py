@@ -15,6 +15,8 @@ from typing import List, Optional
 from .. import config as configs
 from ..core.checks import first_line
 from ..render.backend import BACKENDS
+from ..train.distributed import launched_by_torchrun
+from ..train.graph import GRAPH_MODES
 from ..train.precision import PRECISIONS
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -38,8 +40,9 @@ def _add_backend_precision(parser, what: str):
                         help=f"fastfield kernels or the pure-PyTorch reference ops "
                              f"(default: {what})")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help=f"fp32; tf32 (CUDA matmuls on tensor cores; on a CPU the same as "
-                             f"fp32); bf16 (autocast around the networks) (default: {what})")
+                        help=f"fp32 (the CPU default); tf32 (float32 with TensorFloat-32 "
+                             f"matrix products: the CUDA default, an error on a CPU); bf16 "
+                             f"(autocast around the networks) (default: {what})")
 
 
 def _run_command(commands, name: str, handler, run_help: str, resolution: bool = False,
@@ -85,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iters", type=int, help="training steps")
     _add_device(train)
     train.add_argument("--seed", type=int, help="random seed (initialisation and sampling)")
-    _add_backend_precision(train, "kernels / fp32, or the checkpoint's with --resume")
+    _add_backend_precision(train, "kernels / the device's, or the checkpoint's with "
+                                  "--resume")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set lr=1e-3 --set "
                             "nerf.n_fine=64 (see --print-config for the fields)")
@@ -94,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--print-config", action="store_true",
                        help="print the resulting configuration as JSON and exit")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--cuda-graph", choices=GRAPH_MODES, default="auto",
+                       help="capture the training step in a CUDA graph and replay it: auto = "
+                            "where capture works, else eager with the reason; on = an error "
+                            "where it cannot (default: auto)")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel processes, launched as torchrun would: on CUDA one "
+                            "GPU each (at most the visible GPUs), on a CPU N gloo processes "
+                            "sharing its cores; each draws batch_rays/N rays per step "
+                            "(default: 1; under torchrun its --nproc_per_node decides)")
     train.set_defaults(handler=cmd_train)
 
     run_folder, neus_run = "the run folder (train's --out)", "the run folder of a NeuS run"
@@ -215,10 +228,18 @@ def cmd_train(args) -> int:
         print(configs.to_json(config))
         return 0
     out = Path(args.out or Path("runs") / args.preset)
-    summary = train(config, out, args.device, args.backend, args.precision, args.resume,
-                    progress=not args.no_progress).summary()
+    if args.nproc != 1 and not launched_by_torchrun():
+        from .commands import launch_training
+        launch_training(args.argv, args.nproc, config, out, args.device, args.backend)
+        return 0
+    trainer = train(config, out, args.device, args.backend, args.precision, args.resume,
+                    progress=not args.no_progress, cuda_graph=args.cuda_graph)
+    if not trainer.world.is_main:
+        return 0
+    summary = trainer.summary()
+    processes = f" x {summary['processes']} processes" if summary["processes"] > 1 else ""
     print(f"trained {config.model} for {summary['step']} steps in {summary['elapsed']:.0f} s "
-          f"on {summary['device']}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
+          f"on {summary['device']}{processes}: loss {format_number(summary['loss'], '.4g')}, training PSNR "
           f"{format_number(summary['psnr'], '.2f')} dB, last validation view "
           f"{format_number(summary['val_psnr'], '.2f')} dB; run folder {out}")
     return 0
@@ -297,6 +318,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2, already printed)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:

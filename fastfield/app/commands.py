@@ -1,7 +1,7 @@
 """What the ``fastfield`` commands do, as functions of a run: the CLI's handlers (cli.py) and
 the demo (demo.py) both call these, so a command behaves the same from either."""
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -9,6 +9,10 @@ import torch
 from ..config import TrainConfig
 from ..mesh import extract_mesh, vertex_normals, write_ply
 from ..train import Trainer, evaluate
+from ..render.backend import DEFAULT_BACKEND
+from ..train.device import resolve_device
+from ..train.distributed import World, join_process_group, share_of_batch
+from ..train.launch import check_process_count, launch
 from ..train.precision import precision_context
 from ..train.scenes import render_settings
 from ..train.surface import score_builtin_surface
@@ -18,13 +22,36 @@ from .video import render_video
 
 def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = None,
           precision: Optional[str] = None, resume: bool = False,
-          progress: bool = True) -> Trainer:
+          progress: bool = True, cuda_graph: str = "auto") -> Trainer:
     """Train ``config`` into ``out_dir`` (or continue it with ``resume``); returns the Trainer
-    (``trainer.summary()`` is what it reports)."""
-    trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
-                      resume=resume, progress=progress)
-    trainer.train()
+    (``trainer.summary()`` is what it reports). Started by torchrun (or ``fastfield train
+    --nproc``), this process trains as one rank of the run (fastfield.train.distributed)."""
+    world = join_process_group(device)
+    try:
+        trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
+                          resume=resume, progress=progress, world=world, cuda_graph=cuda_graph)
+        trainer.train()
+    finally:
+        world.close()
     return trainer
+
+
+def launch_training(argv: List[str], nproc: int, config: TrainConfig, out_dir, device="auto",
+                    backend: Optional[str] = None) -> None:
+    """``fastfield train ARGV`` in ``nproc`` processes (``fastfield train --nproc N``: what
+    torchrun would start, fastfield.train.launch), after checking that they can run: the
+    devices, and a batch that splits evenly."""
+    check_process_count(nproc, resolve_device(device, backend or DEFAULT_BACKEND))
+    share_of_batch(config.batch_rays, World(0, nproc))
+    command, skip = [], False
+    for item in argv:  # the command line without --nproc, for every rank
+        if skip or item.startswith("--nproc="):
+            skip = False
+            continue
+        skip = item == "--nproc"
+        if not skip:
+            command.append(item)
+    launch(["-m", "fastfield", *command], nproc, Path(out_dir))
 
 
 def evaluate_run(run: TrainedRun, split: str, out_dir, progress: bool = True) -> Dict[str, Any]:

@@ -14,7 +14,7 @@ from ..train import Trainer
 from ..train.checkpoint import (checkpoint_config, checkpoint_path, load_checkpoint,
                                 load_model_state)
 from ..train.device import resolve_device
-from ..train.precision import check_precision
+from ..train.precision import resolve_precision
 from ..train.scenes import load_config_scene
 
 
@@ -58,8 +58,8 @@ def load_run(run_dir, device="auto", backend: Optional[str] = None,
     payload: Dict[str, Any] = load_checkpoint(path)
     config = checkpoint_config(payload)
     backend = backend or payload["backend"]
-    precision = check_precision(precision or payload["precision"])
     device = resolve_device(device, backend)
+    precision, _ = resolve_precision(precision, payload["precision"], device)
     model = build_model(config)
     load_model_state(model, payload["model"], path)
     model.to(device).eval()

@@ -4,7 +4,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -15,6 +15,19 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_TEMPORARY = ".{stem}.{tag}.tmp{suffix}"  # the temporary file beside the target
+
+
+def leftover_temporaries(path) -> List[Path]:
+    """The temporary files of atomic writes to ``path`` still beside it: a writer killed
+    outright (SIGKILL, power loss) cannot remove its own."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(_TEMPORARY.format(stem=path.stem, tag="*",
+                                                     suffix=path.suffix)))
 
 
 @contextmanager
@@ -28,8 +41,8 @@ def atomic_path(path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-                               f"{path.suffix}")
+    temporary = path.with_name(_TEMPORARY.format(stem=path.stem, tag=f"{os.getpid()}."
+                                                 f"{uuid.uuid4().hex[:8]}", suffix=path.suffix))
     try:
         yield temporary
         _fsync(temporary)

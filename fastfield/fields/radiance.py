@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .encoding import PositionalEncoding
+from .mixed import cat_as
 
 
 @dataclass
@@ -55,7 +56,7 @@ class NeRFField(nn.Module):
         for i, layer in enumerate(self.point_layers):
             h = torch.relu(layer(h))
             if i in self.config.skips:
-                h = torch.cat([encoded, h], -1)
+                h = cat_as(h, [encoded, h])
         return h
 
     def forward(self, points: Tensor, viewdirs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -64,7 +65,8 @@ class NeRFField(nn.Module):
             out = self.output_head(h)
             return out[:, 3], out[:, :3]
         density = self.density_head(h)[:, 0]
-        h = torch.cat([self.feature_layer(h), self.dir_encoding(viewdirs)], -1)
+        feature = self.feature_layer(h)
+        h = cat_as(feature, [feature, self.dir_encoding(viewdirs)])
         rgb = self.rgb_head(torch.relu(self.view_layer(h)))
         return density, rgb
 

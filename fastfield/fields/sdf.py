@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from .encoding import PositionalEncoding
+from .mixed import cat_as, softplus_as_input
 
 
 @dataclass
@@ -66,17 +67,16 @@ class SDFField(nn.Module):
 
             layers.append(_linear(dims[i], out_dim, config.weight_norm, init))
         self.layers = nn.ModuleList(layers)
-        self.activation = nn.Softplus(beta=config.softplus_beta)
 
     def forward(self, points: Tensor) -> Tuple[Tensor, Tensor]:
         encoded = self.encoding(points)
         x = encoded
         for i, layer in enumerate(self.layers):
             if i in self.config.skips:
-                x = torch.cat([x, encoded], -1) / math.sqrt(2)
+                x = cat_as(x, [x, encoded]) / math.sqrt(2)
             x = layer(x)
             if i < len(self.layers) - 1:
-                x = self.activation(x)
+                x = softplus_as_input(x, self.config.softplus_beta)
         return x[:, 0], x[:, 1:]
 
     def sdf(self, points: Tensor) -> Tensor:
@@ -111,7 +111,7 @@ class ColorField(nn.Module):
             for i in range(len(dims) - 1))
 
     def forward(self, points: Tensor, normals: Tensor, viewdirs: Tensor, feature: Tensor) -> Tensor:
-        x = torch.cat([points, self.dir_encoding(viewdirs), normals, feature], -1)
+        x = cat_as(feature, [points, self.dir_encoding(viewdirs), normals, feature])
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:

@@ -94,8 +94,9 @@ class NeuSPipeline:
         radius = points.detach().norm(dim=-1).reshape(t.shape)
         inside = (radius < 1.0).to(sdf.dtype)
         inv_s = self.inv_s_fn()
+        cos, ratio = annealed_cos(cos, ctx.cos_anneal_ratio)
         out = ctx.ops.composite_sdf(sdf.reshape(t.shape), cos, dists, inv_s, rgb,
-                                    ctx.cos_anneal_ratio, inside if bg_alpha is not None else None,
+                                    ratio, inside if bg_alpha is not None else None,
                                     bg_alpha, bg_rgb, samples.ray_offsets)
         color = out.rgb
         if ctx.background is not None:
@@ -111,3 +112,16 @@ class NeuSPipeline:
             error = (gradient.norm(dim=-1).reshape(t.shape) - 1.0) ** 2
             result["eikonal"] = (relax * error).sum() / (relax.sum() + 1e-5)
         return result
+
+
+def annealed_cos(cos: Tensor, cos_anneal_ratio) -> Tuple[Tensor, float]:
+    """(cos, ratio) to hand composite_sdf. A float ratio passes through (the kernels anneal).
+    A 0-d tensor ratio (a training step whose schedule lives on the device, so a CUDA graph
+    replays it) is applied here, NeuS's formula in PyTorch, and the kernels get ratio 1:
+    with r = 1 they use -relu(-c), which is c itself for the annealed c <= 0.
+    cos: [n_rays, n] or [n_samples] (packed)."""
+    if not isinstance(cos_anneal_ratio, Tensor):
+        return cos, cos_anneal_ratio
+    ratio = cos_anneal_ratio.to(cos.dtype)
+    annealed = -(F.relu(-cos * 0.5 + 0.5) * (1.0 - ratio) + F.relu(-cos) * ratio)
+    return annealed, 1.0

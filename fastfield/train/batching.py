@@ -49,15 +49,35 @@ class PixelSampler:
             self.permutation = self.host_random.sample(range(self.n_images), self.n_images)
         return self.permutation[step % self.n_images]
 
-    def sample(self, step: int, device_generator: torch.Generator) -> Tensor:
-        """Pixel ids [batch_rays, 3] int64 on the training device for update ``step``."""
+    def sample(self, step: int, device_generator: torch.Generator,
+               camera: Optional[Tensor] = None) -> Tensor:
+        """Pixel ids [batch_rays, 3] int64 on the training device for update ``step``.
+
+        ``camera``: for one-image batches, a 0-d int64 device tensor holding the image (drawn
+        beforehand with ``image_for(step)``): the ids then read it on the device, so a captured
+        step (CUDA graph) follows the image of each replay. The ids are those ``sample``
+        draws without it."""
         if self.batching == "all_images":
             return ops.random_pixels(self.batch_rays, self.n_images, self.height, self.width,
                                      generator=device_generator, device=self.device)
-        crop = self.precrop_frac if step < self.precrop_iters else 1.0
-        return ops.random_pixels_in_camera(self.batch_rays, self._image(step), self.height,
-                                           self.width, crop_fraction=crop,
-                                           generator=device_generator, device=self.device)
+        crop = self.precrop_frac if self.precropping(step) else 1.0
+        image = self._image(step) if camera is None else 0
+        pixels = ops.random_pixels_in_camera(self.batch_rays, image, self.height, self.width,
+                                             crop_fraction=crop, generator=device_generator,
+                                             device=self.device)
+        if camera is None:
+            return pixels
+        return torch.cat([camera.expand(self.batch_rays, 1), pixels[:, 1:]], -1)
+
+    def image_for(self, step: int) -> Optional[int]:
+        """The image of a one-image step (advancing the host stream as ``sample`` would), or
+        None for all-image batches."""
+        return None if self.batching == "all_images" else self._image(step)
+
+    def precropping(self, step: int) -> bool:
+        """Whether step draws from the central precrop window (its shape of work changes
+        when the window ends: a captured step is captured again)."""
+        return self.batching == "one_image" and step < self.precrop_iters
 
     def state_dict(self) -> Dict[str, Any]:
         return {"host_random": self.host_random.getstate(), "permutation": self.permutation}

@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 import torch
 
 from ..config import TrainConfig, from_dict, to_dict
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, leftover_temporaries
 from ..core.checks import first_line, message_lines
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -98,3 +98,12 @@ def load_model_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], pat
         raise ValueError(f"{path}: the model weights do not fit this model ({detail[:300]})") \
             from None
 
+
+
+def remove_partial_checkpoints(run_dir) -> List[Path]:
+    """Delete the temporary files an interrupted checkpoint write left in ``run_dir`` (see
+    core.atomic.leftover_temporaries); returns the paths removed."""
+    partial = leftover_temporaries(checkpoint_path(run_dir))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial

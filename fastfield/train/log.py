@@ -100,3 +100,23 @@ class TrainingLog:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class SilentLog:
+    """TrainingLog's interface, doing nothing: the log of a rank other than 0 in a
+    multi-process run (rank 0 alone writes the metrics and shows the bar)."""
+
+    def record(self, record: Dict[str, Any]) -> None:
+        pass
+
+    def advance(self, steps: int, postfix: Dict[str, str]) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def plot(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -18,7 +18,7 @@ from ..render import camera_rays, pipeline_for, render
 from .adaptive import AdaptiveRayCount
 from .batching import PixelSampler
 from .losses import LossFn
-from .precision import precision_context
+from .precision import autocast_context, matmul_context
 
 
 @dataclass
@@ -57,6 +57,16 @@ def make_optimizer(model: nn.Module, config) -> torch.optim.Adam:
                             betas=tuple(config.adam_betas))
 
 
+class DeviceSchedule:
+    """The per-step values as 0-d tensors on the training device: lr (float32), NeuS's
+    cos_anneal_ratio (float32) and the camera of a one-image step (int64)."""
+
+    def __init__(self, device: torch.device):
+        self.lr = torch.zeros((), device=device)
+        self.cos_anneal_ratio = torch.zeros((), device=device)
+        self.camera = torch.zeros((), dtype=torch.long, device=device)
+
+
 class StepRunner:
     """One optimiser update of ``model`` per call: ``runner(step) -> {name: 0-d tensor}``.
 
@@ -81,18 +91,25 @@ class StepRunner:
     the start of every step (the grid acts every ``update_every`` steps); its steps report
     ``samples_per_ray`` (composited samples per rendered ray), ``rays`` and ``dropped_rays``
     (rays that did not fit the sample buffer, summed by the Trainer and reported).
+        reduce_gradients: called between backward and the optimiser update (a multi-process
+            run averages the gradients over its ranks there: distributed.GradientReducer).
+        perturb: training-time sampling (jitter, density noise); False makes a step a
+            deterministic function of its rays (tests compare steps so).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, pixels: PixelSampler,
                  data: TrainingImages, loss: LossFn, *, learning_rate: Callable[[int], float],
                  cos_anneal_ratio: Callable[[int], float], render_settings: Dict[str, Any],
                  backend: str, precision: str, device: torch.device,
-                 generator: torch.Generator, target_samples: Optional[int] = None):
+                 generator: torch.Generator, target_samples: Optional[int] = None,
+                 reduce_gradients: Optional[Callable[[], None]] = None, perturb: bool = True):
         self.model, self.optimizer, self.pixels, self.data = model, optimizer, pixels, data
         self.loss, self.learning_rate, self.cos_anneal_ratio = loss, learning_rate, cos_anneal_ratio
         self.render_settings = render_settings
         self.backend, self.precision, self.device = backend, precision, device
         self.generator = generator
+        self.reduce_gradients, self.perturb = reduce_gradients, perturb
+        self.schedule: Optional[DeviceSchedule] = None  # see use_device_schedule
         self.pipeline = pipeline_for(model)
         self.adaptive = None
         if target_samples is not None:
@@ -114,45 +131,76 @@ class StepRunner:
             self.adaptive.load_state_dict(state["adaptive"])
 
     def __call__(self, step: int) -> Dict[str, Tensor]:
+        self.set_schedule(step)
+        return self.run_step(step)
+
+    def use_device_schedule(self) -> None:
+        """From now on the learning rate, NeuS's cos_anneal_ratio and a one-image step's camera
+        live in 0-d device tensors that ``set_schedule`` updates in place, so a step captured
+        in a CUDA graph (train.graph) reads each replay's values. Same step code, same
+        results as the eager path (tests/test_graph.py)."""
+        self.schedule = DeviceSchedule(self.device)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(step)
-        pixels = self.pixels.sample(step, self.generator)                   # [B, 3] int64
-        camera, row, col = pixels.unbind(-1)
-        target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
-        masks = self.data.masks
-        mask = None if masks is None else masks[camera, row, col].float() / 255.0
-        settings = self.render_settings
-        if self.data.alphas is not None:
-            # Each target recomposited over a random colour (instant-ngp).
-            alpha = self.data.alphas[camera, row, col].float()[:, None] / 255.0  # [B, 1]
-            background = torch.rand(target.shape, generator=self.generator,
-                                    device=target.device)                      # [B, 3]
-            target = over_background(target, alpha, settings["background"], background)
-            settings = {**settings, "background": background}
-        rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
-        settings = self.render_settings
-        if hasattr(self.pipeline, "update_grid"):
-            self.pipeline.update_grid(step, self.generator)
-        if self.adaptive is not None:
-            active = self.adaptive.active()
-            near, far = self.adaptive.bounds(settings["near"], settings["far"], active)
-            settings = {**settings, "near": near, "far": far}
-            mask = active.float()
-        with precision_context(self.precision, self.device):
-            out = render(self.model, rays.origins, rays.directions, perturb=True,
-                         backend=self.backend, generator=self.generator,
-                         cos_anneal_ratio=self.cos_anneal_ratio(step), pipeline=self.pipeline,
-                         **settings)
-        out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
-        loss, stats = self.loss(out, target, mask)
-        if "samples" in out:  # the occupancy sampler's counts (0-d device tensors)
-            rays_rendered = mask.sum() if self.adaptive is not None else out["rgb"].new_tensor(
-                float(out["rgb"].shape[0]))
-            stats.update(samples_per_ray=out["samples_kept"] / rays_rendered.clamp(min=1.0),
-                         rays=rays_rendered, dropped_rays=out["dropped_rays"])
+            group["lr"] = self.schedule.lr
+
+    def set_schedule(self, step: int) -> None:
+        """Set the values of update ``step`` that change from step to step (host side)."""
+        lr = self.learning_rate(step)
+        if self.schedule is None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            return
+        self.schedule.lr.fill_(lr)
+        self.schedule.cos_anneal_ratio.fill_(self.cos_anneal_ratio(step))
+        camera = self.pixels.image_for(step)
+        if camera is not None:
+            self.schedule.camera.fill_(camera)
+
+    def run_step(self, step: int) -> Dict[str, Tensor]:
+        """The step itself, after ``set_schedule(step)``: what a CUDA graph captures."""
+        schedule = self.schedule
+        # TF32 covers the backward's matrix products too; autocast only the forward pass.
+        with matmul_context(self.precision, self.device):
+            pixels = (self.pixels.sample(step, self.generator) if schedule is None  # [B, 3]
+                      else self.pixels.sample(step, self.generator, schedule.camera))
+            camera, row, col = pixels.unbind(-1)
+            target = self.data.images[camera, row, col].float() / 255.0         # [B, 3]
+            masks = self.data.masks
+            mask = None if masks is None else masks[camera, row, col].float() / 255.0
+            settings = self.render_settings
+            if self.data.alphas is not None:
+                # Each target recomposited over a random colour (instant-ngp).
+                alpha = self.data.alphas[camera, row, col].float()[:, None] / 255.0  # [B, 1]
+                background = torch.rand(target.shape, generator=self.generator,
+                                        device=target.device)                      # [B, 3]
+                target = over_background(target, alpha, settings["background"], background)
+                settings = {**settings, "background": background}
+            rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
+            if hasattr(self.pipeline, "update_grid"):
+                self.pipeline.update_grid(step, self.generator)
             if self.adaptive is not None:
-                self.adaptive.update(out["samples"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+                active = self.adaptive.active()
+                near, far = self.adaptive.bounds(settings["near"], settings["far"], active)
+                settings = {**settings, "near": near, "far": far}
+                mask = active.float()
+            with autocast_context(self.precision, self.device):
+                out = render(self.model, rays.origins, rays.directions, perturb=self.perturb,
+                             backend=self.backend, generator=self.generator,
+                             cos_anneal_ratio=(self.cos_anneal_ratio(step) if schedule is None
+                                               else schedule.cos_anneal_ratio),
+                             pipeline=self.pipeline, **settings)
+            out = {key: value.float() for key, value in out.items()}  # bf16 autocast leftovers
+            loss, stats = self.loss(out, target, mask)
+            if "samples" in out:  # the occupancy sampler's counts (0-d device tensors)
+                rays_rendered = mask.sum() if self.adaptive is not None else out["rgb"].new_tensor(
+                    float(out["rgb"].shape[0]))
+                stats.update(samples_per_ray=out["samples_kept"] / rays_rendered.clamp(min=1.0),
+                             rays=rays_rendered, dropped_rays=out["dropped_rays"])
+                if self.adaptive is not None:
+                    self.adaptive.update(out["samples"])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.reduce_gradients is not None:
+                self.reduce_gradients()
+            self.optimizer.step()
         return stats

@@ -7,12 +7,9 @@ its step runner (fastfield.train.step.StepRunner: pixels -> rays -> render -> lo
 window, so a GPU never waits on the host inside a step.
 """
 import copy
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -24,12 +21,15 @@ from .batching import PixelSampler
 from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_config, checkpoint_path,
                          config_differences, load_checkpoint, load_model_state, save_atomic)
 from .device import resolve_device
+from .distributed import GradientReducer, World, restore_streams, share_of_batch
 from .evaluate import render_view
 from .images import view_panels, write_side_by_side
-from .log import TrainingLog
+from .graph import check_graph_mode, eager_optimizer_state, graph_runner
+from .interrupt import interrupt_between_steps
+from .log import SilentLog, TrainingLog
 from .losses import loss_for
 from .metrics import psnr
-from .precision import DEFAULT_PRECISION, check_precision, precision_notice
+from .precision import resolve_precision
 from .scenes import check_scene_for_model, load_config_scene, render_settings
 from .schedule import cos_anneal_ratio, learning_rate
 from .step import StepRunner, TrainingImages, make_optimizer
@@ -50,27 +50,32 @@ class Trainer:
         backend: "kernels" or "reference" (see fastfield.render.backend_ops). None: the
             checkpoint's when resuming, else "kernels".
         precision: "fp32", "tf32" or "bf16" (see fastfield.train.precision). None: the
-            checkpoint's when resuming, else "fp32".
+            checkpoint's when resuming, else the device's default (tf32 on CUDA, fp32).
         resume: continue from ``out_dir/checkpoint.pt`` exactly where it stopped (same random
             streams, optimiser state and schedule position).
         progress: show the tqdm progress bar.
+        world: this process's rank in a multi-process run (fastfield.train.distributed:
+            rank 0 alone logs, validates and writes checkpoints); None: a single process.
+        cuda_graph: "auto", "on" or "off": capture the step in a CUDA graph (train.graph).
     """
 
     def __init__(self, config: TrainConfig, out_dir, device="cpu", backend: Optional[str] = None,
-                 precision: Optional[str] = None, resume: bool = False, progress: bool = True):
+                 precision: Optional[str] = None, resume: bool = False, progress: bool = True,
+                 world: Optional[World] = None, cuda_graph: str = "auto"):
         self.config = config = copy.deepcopy(config)
         self.out_dir = Path(out_dir)
-        self.progress = progress
+        self.world = world = world or World()
+        self.progress = progress and world.is_main
         self.notices: List[str] = []  # shown when training starts
         _check_training_config(config)
+        check_graph_mode(cuda_graph)
         self.checkpoint_path = checkpoint_path(self.out_dir)
         payload = self._read_resume_checkpoint(resume)
         self.backend = backend or (payload["backend"] if payload else DEFAULT_BACKEND)
-        self.precision = check_precision(
-            precision or (payload["precision"] if payload else DEFAULT_PRECISION))
         backend_ops(self.backend)  # ValueError for an unknown backend, before any work
-        self.device = resolve_device(device, self.backend)
-        notice = precision_notice(self.precision, self.device)
+        self.device = world.rank_device(resolve_device(device, self.backend))
+        self.precision, notice = resolve_precision(
+            precision, payload["precision"] if payload else None, self.device)
         if notice:
             self.notices.append(notice)
 
@@ -94,18 +99,22 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config)
         # Every random draw of a step (pixels, jitter, density noise, PDF quantiles) comes from
         # this generator, so a checkpoint can hold its state.
-        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        # Each rank has its own stream (rank 0's is the single-process one).
+        self.generator = torch.Generator(self.device).manual_seed(world.stream_seed(config.seed))
         image_order = "permutation" if config.model == "neus" else "random"
         self.sampler = PixelSampler(config.batching, image_order, len(train), train.cameras.height,
-                                    train.cameras.width, config.batch_rays, config.precrop_iters,
-                                    config.precrop_frac, config.seed + 1, self.device)
-        self.runner = StepRunner(
+                                    train.cameras.width, share_of_batch(config.batch_rays, world),
+                                    config.precrop_iters, config.precrop_frac, config.seed + 1,
+                                    self.device)
+        self.runner = self.step_runner = StepRunner(
             self.model, self.optimizer, self.sampler, self.data, loss_for(config),
             learning_rate=lambda step: learning_rate(config, step),
             cos_anneal_ratio=lambda step: cos_anneal_ratio(config, step),
             render_settings=self.render_settings, backend=self.backend,
             precision=self.precision, device=self.device, generator=self.generator,
-            target_samples=config.target_samples)
+            target_samples=config.target_samples,
+            reduce_gradients=(GradientReducer(self.model.parameters(), world)
+                              if world.distributed else None))
         self.step = 0
         self.elapsed = 0.0
         self.val_psnr: Optional[float] = None
@@ -113,6 +122,11 @@ class Trainer:
         self._last_saved_step: Optional[int] = None
         if payload is not None:
             self._load_state(payload)
+        world.broadcast_module(self.model)
+        self.runner, graph_notice = graph_runner(self.runner, cuda_graph, world)
+        self.cuda_graph = graph_notice or ("on" if self.runner is not self.step_runner else "off")
+        if graph_notice and self.device.type == "cuda":
+            self.notices.append(graph_notice)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _read_resume_checkpoint(self, resume: bool) -> Optional[Dict[str, Any]]:
@@ -140,9 +154,12 @@ class Trainer:
         """The checkpoint: model, optimiser, step, config, backend/precision and every random
         state a step draws from: torch's CPU generator, the training device's generator (and
         CUDA's default one on a GPU), the sampler's Python ``random`` state and NeuS's image
-        permutation."""
+        permutation. Every rank's generator state is gathered (``device_generators``, in rank
+        order; ``device_generator`` is rank 0's), so all ranks must call this together."""
+        streams = self.world.gather(self.generator.get_state())
         rng = {"torch_cpu": torch.get_rng_state(), "device_type": self.device.type,
-               "device_generator": self.generator.get_state(), "sampler": self.sampler.state_dict(),
+               "device_generator": streams[0], "device_generators": streams,
+               "sampler": self.sampler.state_dict(),
                "torch_cuda": (torch.cuda.get_rng_state(self.device)
                               if self.device.type == "cuda" else None)}
         return {"format": FORMAT, "version": VERSION, "step": self.step,
@@ -150,23 +167,27 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "backend": self.backend,
                 "precision": self.precision, "rng": rng, "elapsed": self.elapsed,
                 "val_psnr": self.val_psnr, "last_record": self.last_record,
-                "runner": self.runner.state_dict()}
+                "runner": self.step_runner.state_dict()}
 
     def _load_state(self, payload: Dict[str, Any]) -> None:
         load_model_state(self.model, payload["model"], self.checkpoint_path)
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.runner.load_state_dict(payload.get("runner", {}))
+        self.step_runner.load_state_dict(payload.get("runner", {}))
+        eager_optimizer_state(self.optimizer)
         self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
         self.val_psnr, self.last_record = payload["val_psnr"], payload["last_record"]
         rng = payload["rng"]
         torch.set_rng_state(rng["torch_cpu"])
         self.sampler.load_state_dict(rng["sampler"])
         if rng["device_type"] == self.device.type:
-            self.generator.set_state(rng["device_generator"])
+            notice = restore_streams(rng.get("device_generators", [rng["device_generator"]]),
+                                     self.generator, self.world, self.config.seed, self.step)
+            if notice:
+                self.notices.append(notice)
             if rng["torch_cuda"] is not None:
                 torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
         else:  # a generator's state only fits its own device type
-            self.generator.manual_seed(self.config.seed + self.step)
+            self.generator.manual_seed(self.world.stream_seed(self.config.seed, self.step))
             self.notices.append(f"resuming on {self.device.type} a run that trained on "
                                 f"{rng['device_type']}: the random stream restarts, so the "
                                 f"result will differ from an uninterrupted run")
@@ -176,8 +197,11 @@ class Trainer:
         self._last_saved_step = self.step
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint.pt`` atomically (see checkpoint.save_atomic)."""
-        save_atomic(self.state_dict(), self.checkpoint_path)
+        """Write ``checkpoint.pt`` atomically (see checkpoint.save_atomic); in a multi-process
+        run every rank calls this together and rank 0 writes."""
+        state = self.state_dict()
+        if self.world.is_main:
+            save_atomic(state, self.checkpoint_path)
         self._last_saved_step = self.step
         return self.checkpoint_path
 
@@ -221,7 +245,8 @@ class Trainer:
         """
         cfg = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        log = TrainingLog(self.out_dir, cfg.iters, self.step, progress=self.progress)
+        log = (TrainingLog(self.out_dir, cfg.iters, self.step, progress=self.progress)
+               if self.world.is_main else SilentLog())
         for message in self.notices:
             log.notice(message)
         window: Dict[str, Tensor] = {}
@@ -229,11 +254,14 @@ class Trainer:
         session_start = time.perf_counter()
         completed_step = True  # whether the state is that of a finished update
         try:
-            with _interrupt_between_steps() as interrupt_requested:
+            with interrupt_between_steps() as interrupt_requested:
                 while self.step < cfg.iters:
                     completed_step = False
                     stats = self.train_step()
                     completed_step = True
+                    for message in getattr(self.runner, "notices", ()):
+                        log.notice(message)
+                    getattr(self.runner, "notices", []).clear()
                     for key, value in stats.items():
                         window[key] = window[key] + value if key in window else value
                     window_steps += 1
@@ -245,7 +273,8 @@ class Trainer:
                                          now - window_start - overhead)
                         window, window_steps, window_start, overhead = {}, 0, now, 0.0
                     started = time.perf_counter()
-                    if cfg.val_every > 0 and self.step % cfg.val_every == 0:
+                    if (self.world.is_main and cfg.val_every > 0
+                            and self.step % cfg.val_every == 0):
                         log.record(self.validate())
                         log.plot()
                     if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0:
@@ -253,7 +282,7 @@ class Trainer:
                     overhead += time.perf_counter() - started
                     if callback is not None:
                         callback(self)
-                    if interrupt_requested():
+                    if self.world.any(interrupt_requested()):  # every rank stops here
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.elapsed += time.perf_counter() - session_start
@@ -274,9 +303,11 @@ class Trainer:
 
     def _log_window(self, log: TrainingLog, window: Dict[str, Tensor], steps: int,
                     seconds: float) -> None:
-        """Read the window's summed metrics from the device (the only sync of the loop)."""
+        """Read the window's summed metrics from the device (the only sync of the loop),
+        averaged over the ranks."""
         names = list(window)
-        means = (torch.stack([window[name].float() for name in names]) / steps).tolist()
+        means = self.world.mean(torch.stack([window[name].float() for name in names])
+                                / steps).tolist()
         values = {name: value * steps if name in SUMMED_METRICS else value
                   for name, value in zip(names, means)}
         record = {"step": self.step, **values,
@@ -293,12 +324,13 @@ class Trainer:
 
     def summary(self) -> Dict[str, Any]:
         """{"step", "loss", "psnr" (last training window), "val_psnr" (last validation view),
-        "elapsed", "checkpoint", "backend", "precision", "device"}."""
+        "elapsed", "checkpoint", "backend", "precision", "device", "processes", "cuda_graph"}."""
         last = self.last_record
         return {"step": self.step, "loss": last.get("loss"), "psnr": last.get("psnr"),
                 "val_psnr": self.val_psnr, "elapsed": self.elapsed,
                 "checkpoint": str(self.checkpoint_path), "backend": self.backend,
-                "precision": self.precision, "device": str(self.device)}
+                "precision": self.precision, "device": str(self.device),
+                "processes": self.world.size, "cuda_graph": self.cuda_graph}
 
 
 def _check_training_config(config: TrainConfig) -> None:
@@ -323,24 +355,3 @@ def _check_training_config(config: TrainConfig) -> None:
             raise ValueError("target_samples adapts the batch of the occupancy sampler only; "
                              "set nerf.sampler=occupancy or target_samples=None")
 
-
-@contextmanager
-def _interrupt_between_steps() -> Iterator[Callable[[], bool]]:
-    """Within the block, a first Ctrl-C only sets a flag (polled between steps, so the run
-    stops with a consistent state to save); a second one raises KeyboardInterrupt at once.
-    Outside the main thread signals cannot be caught and Ctrl-C behaves as usual."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    requested = []
-
-    def handler(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(signum)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(requested)
-    finally:
-        signal.signal(signal.SIGINT, previous)
