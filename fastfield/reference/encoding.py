@@ -40,7 +40,11 @@ def hash_encode(x: Tensor, params: Tensor, n_levels: int = 16, n_features: int =
                          f"got {list(params.shape)}")
     levels = level_geometry(spec)
     scale = torch.tensor([lv.scale for lv in levels], dtype=x.dtype, device=x.device)
-    pos = x.clamp(0.0, 1.0)[:, None, :] * scale[:, None] + 0.5     # [n, L, 3]
+    # Clamped with the kernels' gradient convention spelled out (1 on [0, 1] including its
+    # ends, 0 outside, NaN through): torch.clamp's gradient at the bounds differs by version.
+    outside = (x < 0.0) | (x > 1.0)
+    clamped = torch.where(outside, x.clamp(0.0, 1.0).detach(), x)
+    pos = clamped[:, None, :] * scale[:, None] + 0.5               # [n, L, 3]
     lower = torch.floor(pos).detach()
     t = pos - lower                                                # differentiable: dt/dx = scale
     upper = torch.tensor([[(k >> d) & 1 for d in range(3)] for k in range(8)], device=x.device)
