@@ -23,8 +23,9 @@ def hash_encode(x: Tensor, params: Tensor, n_levels: int = 16, n_features: int =
     both modulo T. Level l's features are sum_corners w params[l, row] (n_features values).
 
     Points outside [0, 1]^3 are clamped onto it, per axis: they read the boundary's features,
-    and their gradient with respect to the clamped coordinate is zero (as torch.clamp's, which
-    passes gradient at exactly 0 and 1). A NaN coordinate gives NaN features and gradients.
+    and their gradient with respect to the clamped coordinate is zero; at exactly 0 and 1 it
+    passes (as torch.clamp's did before torch 2.14, whichever torch is installed). A NaN
+    coordinate gives NaN features and gradients.
 
     Differentiable with respect to ``x`` and ``params``, twice: the backward is an op with its
     own analytic backward, so a loss on ``autograd.grad(..., create_graph=True)`` (NeuS's
