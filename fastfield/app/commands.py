@@ -27,12 +27,14 @@ def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = 
     (``trainer.summary()`` is what it reports). Started by torchrun (or ``fastfield train
     --nproc``), this process trains as one rank of the run (fastfield.train.distributed)."""
     world = join_process_group(device)
+    finished = False
     try:
         trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
                           resume=resume, progress=progress, world=world, cuda_graph=cuda_graph)
         trainer.train()
+        finished = True
     finally:
-        world.close()
+        world.close(finished)
     return trainer
 
 

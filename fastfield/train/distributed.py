@@ -109,8 +109,13 @@ class World:
             for tensor in module.state_dict().values():
                 dist.broadcast(tensor, 0)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group. ``finished`` (every rank ended its run normally): wait for
+        the others first, so rank 0 (which hosts the rendezvous store) never tears the group
+        down under a rank still leaving it (that rank then aborts in gloo's threads)."""
         if self.distributed and dist.is_initialized():
+            if finished:
+                dist.barrier(group=self.host_group)
             dist.destroy_process_group()
 
 
