@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="capture the training step in a CUDA graph and replay it: auto = "
                             "where capture works, else eager with the reason; on = an error "
                             "where it cannot (default: auto)")
+    train.add_argument("--compile", action="store_true",
+                       help="compile the fields with torch.compile (fuses the work around "
+                            "their matrix products; NeuS's SDF field stays eager); the first "
+                            "steps compile")
     train.add_argument("--nproc", type=int, default=1,
                        help="data-parallel processes, launched as torchrun would: on CUDA one "
                             "GPU each (at most the visible GPUs), on a CPU N gloo processes "
@@ -233,7 +237,8 @@ def cmd_train(args) -> int:
         launch_training(args.argv, args.nproc, config, out, args.device, args.backend)
         return 0
     trainer = train(config, out, args.device, args.backend, args.precision, args.resume,
-                    progress=not args.no_progress, cuda_graph=args.cuda_graph)
+                    progress=not args.no_progress, cuda_graph=args.cuda_graph,
+                    compile=args.compile)
     if not trainer.world.is_main:
         return 0
     summary = trainer.summary()

@@ -22,7 +22,7 @@ from .video import render_video
 
 def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = None,
           precision: Optional[str] = None, resume: bool = False,
-          progress: bool = True, cuda_graph: str = "auto") -> Trainer:
+          progress: bool = True, cuda_graph: str = "auto", compile: bool = False) -> Trainer:
     """Train ``config`` into ``out_dir`` (or continue it with ``resume``); returns the Trainer
     (``trainer.summary()`` is what it reports). Started by torchrun (or ``fastfield train
     --nproc``), this process trains as one rank of the run (fastfield.train.distributed)."""
@@ -30,7 +30,8 @@ def train(config: TrainConfig, out_dir, device="auto", backend: Optional[str] = 
     finished = False
     try:
         trainer = Trainer(config, out_dir, device=device, backend=backend, precision=precision,
-                          resume=resume, progress=progress, world=world, cuda_graph=cuda_graph)
+                          resume=resume, progress=progress, world=world, cuda_graph=cuda_graph,
+                          compile=compile)
         trainer.train()
         finished = True
     finally:

@@ -20,6 +20,7 @@ from ..render import DEFAULT_BACKEND, backend_ops
 from .batching import PixelSampler
 from .checkpoint import (FORMAT, VERSION, check_compatible, checkpoint_config, checkpoint_path,
                          config_differences, load_checkpoint, load_model_state, save_atomic)
+from .compiled import compile_failure, compile_fields, is_compile_failure
 from .device import resolve_device
 from .distributed import GradientReducer, World, restore_streams, share_of_batch
 from .evaluate import render_view
@@ -58,11 +59,14 @@ class Trainer:
         world: this process's rank in a multi-process run (fastfield.train.distributed:
             rank 0 alone logs, validates and writes checkpoints); None: a single process.
         cuda_graph: "auto", "on" or "off": capture the step in a CUDA graph (train.graph).
+        compile: compile the fields with torch.compile (train.compiled; not saved in the
+            checkpoint: a resumed run compiles when asked again).
     """
 
     def __init__(self, config: TrainConfig, out_dir, device="cpu", backend: Optional[str] = None,
                  precision: Optional[str] = None, resume: bool = False, progress: bool = True,
-                 world: Optional[World] = None, cuda_graph: str = "auto"):
+                 world: Optional[World] = None, cuda_graph: str = "auto",
+                 compile: bool = False):
         self.config = config = copy.deepcopy(config)
         self.out_dir = Path(out_dir)
         self.world = world = world or World()
@@ -124,6 +128,9 @@ class Trainer:
         if payload is not None:
             self._load_state(payload)
         world.broadcast_module(self.model)
+        self.compiled = compile
+        if compile:
+            self.notices.extend(compile_fields(self.model))
         self.runner, graph_notice = graph_runner(self.runner, cuda_graph, world)
         self.cuda_graph = graph_notice or ("on" if self.runner is not self.step_runner else "off")
         if graph_notice and self.device.type == "cuda":
@@ -215,7 +222,12 @@ class Trainer:
     def train_step(self) -> Dict[str, Tensor]:
         """One optimiser update by the step runner; returns the step's metrics as device
         tensors (never read here)."""
-        stats = self.runner(self.step)
+        try:
+            stats = self.runner(self.step)
+        except Exception as error:
+            if self.compiled and is_compile_failure(error):
+                raise compile_failure(error) from error
+            raise
         self.step += 1
         return stats
 
@@ -325,10 +337,12 @@ class Trainer:
 
     def summary(self) -> Dict[str, Any]:
         """{"step", "loss", "psnr" (last training window), "val_psnr" (last validation view),
-        "elapsed", "checkpoint", "backend", "precision", "device", "processes", "cuda_graph"}."""
+        "elapsed", "checkpoint", "backend", "precision", "device", "processes", "cuda_graph",
+        "compile"}."""
         last = self.last_record
         return {"step": self.step, "loss": last.get("loss"), "psnr": last.get("psnr"),
                 "val_psnr": self.val_psnr, "elapsed": self.elapsed,
                 "checkpoint": str(self.checkpoint_path), "backend": self.backend,
                 "precision": self.precision, "device": str(self.device),
-                "processes": self.world.size, "cuda_graph": self.cuda_graph}
+                "processes": self.world.size, "cuda_graph": self.cuda_graph,
+                "compile": self.compiled}
