@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a lent CUDA machine should measure, in one call:
 #
-#   bash benchmarks/run_gpu.sh OUT_DIR [kernels|suite|train] [--dry-run]
+#   bash benchmarks/run_gpu.sh OUT_DIR [kernels|suite|steps|train] [--dry-run]
 #
 # kernels (the default; under 5 minutes on an H200 with 16 cores: each stage is capped by
 # `timeout` and by what is left of a 290 s budget, and writes its results under OUT_DIR as soon as
@@ -17,6 +17,9 @@
 #   log.txt                          what ran, when, and how each stage ended
 # suite: the kernels stages' build, then the whole benchmark suite at GPU sizes (end-to-end
 #   groups included) and the training-step profile (no time budget; each under 10 minutes).
+# steps: the whole training step in each of issue 16's modes (fp32 eager against tf32, bf16,
+#   the CUDA graph, --compile and the CUDA default) at GPU sizes (bench_step_modes.py, CUDA
+#   only), then the profile of one nerf-lego step.
 # train: nerf-lego and neus-womask on the real scenes for a fixed budget, kernels and reference
 #   (scenes from gpu_data/: benchmarks/prepare_gpu_data.sh, carried with the checkout).
 # --dry-run: for a machine without a GPU: every stage runs its command in a form that needs no
@@ -136,6 +139,16 @@ if [ "$STAGE" = "suite" ]; then
   [ "$DRY_RUN" = 1 ] || stage "profile of one nerf-lego training step (host-device syncs)" 300 \
     profile_nerf.txt "$PY" benchmarks/profile_step.py --preset nerf-lego --device cuda \
     --out "$OUT/profile_nerf.txt"
+fi
+
+if [ "$STAGE" = "steps" ]; then
+  FASTFIELD_BENCH=gpu stage "training step per mode at GPU sizes, CUDA only" 500 bench_steps.txt \
+    "$PY" -m pytest benchmarks/bench_step_modes.py -k cuda -q -p no:cacheprovider \
+    --benchmark-json="$OUT/bench_steps.json" "${COLLECT[@]}"
+  if [ -s "$OUT/bench_steps.json" ]; then
+    stage "summary" 20 summarize.txt \
+      "$PY" benchmarks/summarize.py "$OUT/bench_steps.json" --out "$OUT"
+  fi
 fi
 
 if [ "$STAGE" = "train" ] && [ "$DRY_RUN" = 0 ]; then
