@@ -150,13 +150,20 @@ def test_builtin_shapes_recover_the_known_cameras(orbit, tmp_path, capsys):
 
 def test_a_video_of_an_orbit_goes_through_the_video_path(tmp_path, capsys):
     """48 frames round one ring (7.5 degrees apart, 96 x 96, H.264); 24 kept, sequential
-    matching. Compression and the small frames cost accuracy: measured 2.1% and 1.2 degrees."""
+    matching. Compression and the small frames cost accuracy: measured 2.1% and 1.2 degrees.
+
+    With COLMAP's default threads this clip registered 13 of 24 frames in about 1 run of 3
+    (other runs: all 24); ``--threads 1`` gives one result, the same on every run (checked)."""
     pytest.importorskip("imageio_ffmpeg")
     known = render_video(tmp_path / "orbit.mp4")
-    code, out, err = process(capsys, tmp_path / "orbit.mp4", tmp_path / "scene", "--frames", 24)
-    assert code == 0, err
-    assert "of 24 frames of the video (sequential matching)" in out
+    for scene in ("scene", "again"):
+        code, out, err = process(capsys, tmp_path / "orbit.mp4", tmp_path / scene, "--frames",
+                                 24, "--threads", 1)
+        assert code == 0, err
+        assert "of 24 frames of the video (sequential matching)" in out
     names, c2w = frames_of(tmp_path / "scene")
+    assert frames_of(tmp_path / "again")[0] == names
+    np.testing.assert_array_equal(frames_of(tmp_path / "again")[1], c2w)
     assert len(names) >= 22
     index = [int(name[6:11]) for name in names]  # frame_NNNNN.png: its index in the video
     assert len(set(np.array(index) // 2)) == len(index)  # one frame of each pair of frames

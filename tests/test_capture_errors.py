@@ -197,6 +197,8 @@ def test_bad_options_are_usage_errors(capsys, tmp_path, fern_photos):
                    options=("--camera-model", "FISHEYE"))
     assert_refused(capsys, tmp_path, fern_photos, tmp_path / "out", "frames must be",
                    options=("--frames", "1"))
+    assert_refused(capsys, tmp_path, fern_photos, tmp_path / "out", "threads must be",
+                   options=("--threads", "0"))
 
 
 def test_only_the_process_command_imports_pycolmap():

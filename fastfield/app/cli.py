@@ -194,6 +194,9 @@ def _add_process(commands) -> None:
     process.add_argument("--overwrite", action="store_true",
                          help="replace --out if it is an earlier scene folder (or empty)")
     process.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    process.add_argument("--threads", type=int,
+                         help="COLMAP's worker threads (default: one per core); 1 gives the "
+                              "same scene from the same photos on every run, more slowly")
     process.add_argument("--verbose", action="store_true", help="show COLMAP's log")
     process.set_defaults(handler=cmd_process)
 
@@ -311,7 +314,7 @@ def cmd_process(args) -> int:
     summary = process(args.source, args.out, frames=args.frames, camera_model=args.camera_model,
                       matching=args.matching, forward_facing=args.forward_facing,
                       masks=args.masks, overwrite=args.overwrite, progress=not args.no_progress,
-                      verbose=args.verbose)
+                      verbose=args.verbose, threads=args.threads)
     print(format_summary(summary))
     return 0
 

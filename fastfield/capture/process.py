@@ -27,7 +27,7 @@ DEFAULT_FRAMES = 150
 def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "SIMPLE_RADIAL",
             matching: Optional[str] = None, forward_facing: str = "auto",
             masks: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-            verbose: bool = False) -> Dict:
+            verbose: bool = False, threads: Optional[int] = None) -> Dict:
     """Run structure from motion on ``source`` and write a scene folder at ``out``.
 
     Args:
@@ -43,6 +43,9 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
         masks: photos only: a folder with an object mask per photo (images.match_masks); they
             are undistorted with their photos and written as masks/ (mask_path per frame).
         verbose: show COLMAP's own log.
+        threads: COLMAP's worker threads (None: one per core). 1 gives the same scene from the
+            same photos on every run, at the cost of speed: COLMAP's geometric verification
+            and mapping draw random samples per thread.
     Returns:
         The summary (also written to ``out/process.json``); ``format_summary`` prints it.
     """
@@ -57,6 +60,10 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
                          f"{forward_facing!r}")
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < sfm.MIN_REGISTERED:
         raise ValueError(f"frames must be an integer >= {sfm.MIN_REGISTERED}, got {frames!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    colmap_threads = sfm.ALL_CORES if threads is None else threads
     is_video = _source_kind(source)
     if masks is not None and is_video:
         raise ValueError("--masks applies to a folder of photos, not to a video")
@@ -69,6 +76,7 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
     seconds: Dict[str, float] = {}
     summary = {"source": str(source), "kind": "video" if is_video else "photos",
                "camera_model": camera_model, "matching": matching, "masks": masks is not None,
+               "threads": threads,
                "seconds": seconds}
     with _staging(out) as staging:
         work = staging / "colmap"
@@ -90,13 +98,15 @@ def process(source, out, *, frames: int = DEFAULT_FRAMES, camera_model: str = "S
         summary["images"] = len(names)
         database = work / "database.db"
         with _timed(seconds, "features"):
-            sfm.extract_features(database, image_dir, names, camera_model, progress)
+            sfm.extract_features(database, image_dir, names, camera_model, progress,
+                                 colmap_threads)
         with _timed(seconds, "matching"):
-            sfm.match_features(database, matching, progress)
+            sfm.match_features(database, matching, progress, colmap_threads)
         with _timed(seconds, "mapping"):
             (work / "sparse").mkdir()
             model_dir, reconstruction, others = sfm.reconstruct(database, image_dir, names,
-                                                                work / "sparse", progress)
+                                                                work / "sparse", progress,
+                                                                colmap_threads)
         registered = {image.name for image in reconstruction.images.values()}
         summary.update(registered=len(registered), other_models=others,
                        unregistered=[name for name in names if name not in registered],

@@ -21,6 +21,10 @@ MIN_REGISTERED = 3
 SIFT_MAX_IMAGE_SIZE = 3200  # COLMAP's command-line default: larger photos are resized for SIFT
 EXTRACTION_CHUNKS = 10      # extraction runs in this many calls, for a progress bar
 SEED = 0
+# COLMAP's worker threads: -1 = one per core. Its geometric verification and mapping draw
+# random samples per thread, so only one thread gives the same scene from the same photos
+# on every run (``fastfield process --threads 1``).
+ALL_CORES = -1
 
 
 def import_pycolmap():
@@ -102,7 +106,7 @@ class SfmModel:
 
 
 def extract_features(database: Path, image_dir: Path, names: List[str], camera_model: str,
-                     progress: bool = True) -> None:
+                     progress: bool = True, threads: int = ALL_CORES) -> None:
     """SIFT features of ``names`` into ``database``, all images sharing one camera of
     ``camera_model`` (its parameters are estimated by the mapper)."""
     pycolmap = import_pycolmap()
@@ -110,6 +114,7 @@ def extract_features(database: Path, image_dir: Path, names: List[str], camera_m
     reader.camera_model = camera_model
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = SIFT_MAX_IMAGE_SIZE
+    extraction.num_threads = threads
     chunk = max(1, math.ceil(len(names) / EXTRACTION_CHUNKS))
     with tqdm(total=len(names), desc="features", unit="image", disable=not progress,
               file=sys.stderr, leave=False) as bar:
@@ -140,7 +145,8 @@ def _first_camera_id(database: Path) -> int:
         db.close()
 
 
-def match_features(database: Path, matching: str, progress: bool = True) -> None:
+def match_features(database: Path, matching: str, progress: bool = True,
+                   threads: int = ALL_CORES) -> None:
     """Match every pair ("exhaustive", photo folders) or each image with its following ones
     ("sequential", video frames in order), with geometric verification."""
     pycolmap = import_pycolmap()
@@ -148,12 +154,14 @@ def match_features(database: Path, matching: str, progress: bool = True) -> None
                 "sequential": pycolmap.match_sequential}[matching]
     with tqdm(total=1, desc=f"matching ({matching})", disable=not progress, file=sys.stderr,
               leave=False) as bar:
-        cancellable(function, database, device=pycolmap.Device.cpu)
+        options = pycolmap.FeatureMatchingOptions()
+        options.num_threads = threads
+        cancellable(function, database, matching_options=options, device=pycolmap.Device.cpu)
         bar.update(1)
 
 
 def reconstruct(database: Path, image_dir: Path, names: List[str], sparse_dir: Path,
-                progress: bool = True):
+                progress: bool = True, threads: int = ALL_CORES):
     """Incremental mapping; the model with the most registered images is kept.
 
     Returns:
@@ -166,6 +174,7 @@ def reconstruct(database: Path, image_dir: Path, names: List[str], sparse_dir: P
     pycolmap = import_pycolmap()
     options = pycolmap.IncrementalPipelineOptions()
     options.random_seed = SEED
+    options.num_threads = threads
     options.min_model_size = MIN_REGISTERED  # smaller side models are dropped (and reported)
     bar = tqdm(total=len(names), desc="mapping", unit="image", disable=not progress,
                file=sys.stderr, leave=False)
