@@ -15,8 +15,8 @@ from typing import List, Optional
 from .. import config as configs
 from ..core.checks import first_line
 from ..render.backend import BACKENDS
+from ..render.graphed import GRAPH_MODES
 from ..train.distributed import launched_by_torchrun
-from ..train.graph import GRAPH_MODES
 from ..train.precision import PRECISIONS
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
 from .backend import DEFAULT_BACKEND, backend_ops
+from .graphed import check_graph_mode, render_chunks
 from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
@@ -40,7 +41,7 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
            background: Optional[Tensor] = None, perturb: bool = False,
            backend: str = DEFAULT_BACKEND, chunk: Optional[int] = None,
            generator: Optional[torch.Generator] = None, cos_anneal_ratio: float = 1.0,
-           pipeline: Optional[Pipeline] = None) -> Dict[str, Tensor]:
+           pipeline: Optional[Pipeline] = None, cuda_graph: str = "auto") -> Dict[str, Tensor]:
     """Render rays through ``model`` (a fastfield NeRF or NeuS, or any model with a registered
     pipeline).
 
@@ -61,6 +62,8 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
         cos_anneal_ratio: NeuS's cosine annealing ratio (1 at test time).
         pipeline: how to render (fastfield.render.pipeline_for(model) when None): pass one to
             swap a sampler or a field without registering a new model type.
+        cuda_graph: "auto", "on" or "off": a chunked render without gradients on CUDA replays
+            its full chunks from a CUDA graph (fastfield.render.graphed; auto: where it can).
 
     Returns:
         dict of [n_rays, ...] tensors: rgb [n_rays, 3], depth and acc [n_rays]; NeuS also
@@ -86,9 +89,10 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
     ctx = RenderContext(ops, perturb, generator, background, cos_anneal_ratio)
     if chunk is None:
         chunk = n_rays if torch.is_grad_enabled() else auto_chunk(pipeline, rays_o.device)
+    check_graph_mode(cuda_graph)
     if n_rays <= chunk:
         return pipeline(rays, ctx)
-    parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
+    parts = render_chunks(pipeline, rays, ctx, chunk, backend, cuda_graph)
     return {key: _merge([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -114,13 +118,14 @@ def camera_rays(model: nn.Module, camera, pixels: Tensor, backend: str = DEFAULT
 def render_image(model: nn.Module, camera, index: int = 0, *, near: Bound = None,
                  far: Bound = None, ndc: Optional[Dict[str, float]] = None,
                  background: Optional[Tensor] = None, backend: str = DEFAULT_BACKEND,
-                 chunk: Optional[int] = None, device: Optional[torch.device] = None
-                 ) -> Dict[str, Tensor]:
+                 chunk: Optional[int] = None, device: Optional[torch.device] = None,
+                 cuda_graph: str = "auto") -> Dict[str, Tensor]:
     """Render view ``index`` of ``camera`` (a fastfield.data.Camera) without gradients.
 
     Rays are generated per pixel of that one camera only. Returns [H, W, C] images: rgb
     [H, W, 3], depth and acc [H, W] (NeuS also normal [H, W, 3]). NeuS models get unit ray
     directions (NeuS's convention); NeRF gets nerf-pytorch's (z = -1 in camera space).
+    On CUDA the full-size chunks replay from a CUDA graph (``cuda_graph``, see ``render``).
     """
     from ..ops import image_pixels
 
@@ -130,6 +135,7 @@ def render_image(model: nn.Module, camera, index: int = 0, *, near: Bound = None
     rays = camera_rays(model, cam, pixels, backend)
     with torch.no_grad():
         out = render(model, rays.origins, rays.directions, near, far, ndc=ndc,
-                     background=background, perturb=False, backend=backend, chunk=chunk)
+                     background=background, perturb=False, backend=backend, chunk=chunk,
+                     cuda_graph=cuda_graph)
     return {key: value.reshape(cam.height, cam.width, *value.shape[1:])
             for key, value in out.items() if value.dim() > 0}

@@ -24,17 +24,11 @@ from torch import Tensor
 
 from ..core.checks import first_line
 from ..render.backend import uses_kernels
+from ..render.graphed import check_graph_mode
 from .distributed import World
 from .step import StepRunner
 
-GRAPH_MODES = ("auto", "on", "off")
 WARMUP_STEPS = 3  # eager steps on a side stream before a capture (cuBLAS workspaces, Adam state)
-
-
-def check_graph_mode(mode: str) -> str:
-    if mode not in GRAPH_MODES:
-        raise ValueError(f"cuda_graph must be one of {', '.join(GRAPH_MODES)}, got {mode!r}")
-    return mode
 
 
 def capture_problem(runner: StepRunner, world: World) -> Optional[str]:
