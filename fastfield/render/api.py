@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
-from .backend import DEFAULT_BACKEND, backend_ops
+from ..fields.encoding import positional_encoding_kernels
+from .backend import DEFAULT_BACKEND, backend_ops, uses_kernels
 from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
@@ -54,7 +55,8 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
         background: [3] or [n_rays, 3] colour behind the scene (white for Blender), or None.
         perturb: training-time sampling (jittered samples, density noise, random PDF
             quantiles); False renders deterministically.
-        backend: "kernels" or "reference" (see fastfield.render.backend_ops).
+        backend: "kernels" or "reference" (see fastfield.render.backend_ops); "reference" also
+            runs the fields' positional encodings as plain PyTorch.
         chunk: rays per chunk; None picks one from the memory budget when gradients are off
             (with gradients on, the batch is rendered in one piece).
         generator: random source for the perturbations.
@@ -86,9 +88,11 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
     ctx = RenderContext(ops, perturb, generator, background, cos_anneal_ratio)
     if chunk is None:
         chunk = n_rays if torch.is_grad_enabled() else auto_chunk(pipeline, rays_o.device)
-    if n_rays <= chunk:
-        return pipeline(rays, ctx)
-    parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
+    # The fields' positional encodings follow the backend too: fused op or plain PyTorch.
+    with positional_encoding_kernels(uses_kernels(backend)):
+        if n_rays <= chunk:
+            return pipeline(rays, ctx)
+        parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
     return {key: _merge([p[key] for p in parts]) for key in parts[0]}
 
 
