@@ -9,8 +9,7 @@ import fastfield
 from fastfield import reference
 from fastfield.fields import PositionalEncoding
 from fastfield.fields import encoding as field_encoding
-
-F64 = torch.float64
+from encoding_helpers import F64
 
 
 def test_wrapper_checks_its_arguments(device):

@@ -10,8 +10,10 @@
 // std::sin / std::cos. Under the tile emulation (tests) the CPU runs the CUDA kernels' items.
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../common/cpu_launch.h"
@@ -114,9 +116,17 @@ struct OctaveTables {
   SinCos<scalar_t> at(int k, int64_t e) const { return {sin[k * m + e], cos[k * m + e]}; }
 };
 
-// fn(first_point, last_point, tables) for the blocks of points, tables filled from x.
+// A point's sin and cos of 2^k x_j, from its block's tables.
+template <typename scalar_t>
+struct PointOctaves {
+  const OctaveTables<scalar_t>& tables;
+  int64_t first;  // the point's first coordinate, counted from the block's
+  SinCos<scalar_t> operator()(int k, int j) const { return tables.at(k, first + j); }
+};
+
+// fn(point, octaves) for every point; tasks take blocks of points and fill their tables first.
 template <typename scalar_t, typename Fn>
-void for_each_block(const FrequencyLayout& layout, const scalar_t* x, const Fn& fn) {
+void for_each_point(const FrequencyLayout& layout, const scalar_t* x, const Fn& fn) {
   const int64_t n_blocks = (layout.n_points + kBlockPoints - 1) / kBlockPoints;
   cpu::parallel_for(0, n_blocks, 1, [&](int64_t begin, int64_t end) {
     OctaveTables<scalar_t> tables;
@@ -124,87 +134,91 @@ void for_each_block(const FrequencyLayout& layout, const scalar_t* x, const Fn& 
       const int64_t first = block * kBlockPoints;
       const int64_t last = std::min(first + kBlockPoints, layout.n_points);
       tables.fill(x + first * layout.dim, (last - first) * layout.dim, layout.n_frequencies);
-      fn(first, last, tables);
+      for (int64_t point = first; point < last; ++point) {
+        fn(point, PointOctaves<scalar_t>{tables, (point - first) * layout.dim});
+      }
     }
   });
+}
+
+// One [width] row: row[j] = input[j], and entry(k, is_cos, (sin, cos), j) in octave k's sin and
+// cos columns.
+template <typename scalar_t, typename Entry>
+void write_row(const FrequencyLayout& layout, scalar_t* row, const scalar_t* input,
+               const PointOctaves<scalar_t>& octaves, const Entry& entry) {
+  for (int j = 0; j < layout.dim; ++j) row[j] = input[j];
+  for (int k = 0; k < layout.n_frequencies; ++k) {
+    for (int j = 0; j < layout.dim; ++j) {
+      const SinCos<scalar_t> sc = octaves(k, j);
+      row[layout.sin_column(k, j)] = entry(k, false, sc, j);
+      row[layout.cos_column(k, j)] = entry(k, true, sc, j);
+    }
+  }
+}
+
+// The CUDA kernels' items under the tile emulation (tests), the CPU passes otherwise.
+template <typename Items, typename Passes>
+void emulated_or(const Items& items, const Passes& passes) {
+  if (cpu::tile_emulation_width() != 0) {
+    cpu::run_emulated(items);
+  } else {
+    passes();
+  }
 }
 
 }  // namespace
 
 template <>
 struct FrequencyPasses<CpuLauncher> {
+  using Items = FrequencyItems<CpuLauncher>;
+
   template <typename scalar_t>
   static void forward(const at::Tensor& device_of, const FrequencyForward<scalar_t>& a) {
-    if (cpu::tile_emulation_width() != 0) {
-      return cpu::run_emulated([&] { FrequencyItems<CpuLauncher>::forward(device_of, a); });
-    }
     const FrequencyLayout& layout = a.layout;
-    for_each_block(layout, a.x, [&](int64_t first, int64_t last,
-                                    const OctaveTables<scalar_t>& tables) {
-      for (int64_t point = first; point < last; ++point) {
-        scalar_t* row = a.out + point * layout.width();
-        const int64_t e0 = (point - first) * layout.dim;
-        for (int j = 0; j < layout.dim; ++j) row[j] = a.x[point * layout.dim + j];
-        for (int k = 0; k < layout.n_frequencies; ++k) {
-          for (int j = 0; j < layout.dim; ++j) {
-            const SinCos<scalar_t> sc = tables.at(k, e0 + j);
-            row[layout.sin_column(k, j)] = sc.s;
-            row[layout.cos_column(k, j)] = sc.c;
-          }
-        }
-      }
+    emulated_or([&] { Items::forward(device_of, a); }, [&] {
+      for_each_point(layout, a.x, [&](int64_t point, const PointOctaves<scalar_t>& octaves) {
+        write_row(layout, a.out + point * layout.width(), a.x + point * layout.dim, octaves,
+                  [](int, bool is_cos, const SinCos<scalar_t>& sc, int) {
+                    return is_cos ? sc.c : sc.s;
+                  });
+      });
     });
   }
 
   template <typename scalar_t>
   static void backward(const at::Tensor& device_of, const FrequencyBackward<scalar_t>& a) {
-    if (cpu::tile_emulation_width() != 0) {
-      return cpu::run_emulated([&] { FrequencyItems<CpuLauncher>::backward(device_of, a); });
-    }
     const FrequencyLayout& layout = a.layout;
-    for_each_block(layout, a.x, [&](int64_t first, int64_t last,
-                                    const OctaveTables<scalar_t>& tables) {
-      for (int64_t point = first; point < last; ++point) {
+    emulated_or([&] { Items::backward(device_of, a); }, [&] {
+      for_each_point(layout, a.x, [&](int64_t point, const PointOctaves<scalar_t>& octaves) {
         const scalar_t* grad_row = a.grad_out + point * layout.width();
-        const int64_t e0 = (point - first) * layout.dim;
         for (int j = 0; j < layout.dim; ++j) {
           a.x_grad[point * layout.dim + j] = frequency_input_grad(
-              layout, grad_row, j, [&](int k) { return tables.at(k, e0 + j); });
+              layout, grad_row, j, [&](int k) { return octaves(k, j); });
         }
-      }
+      });
     });
   }
 
   template <typename scalar_t>
   static void second_order(const at::Tensor& device_of, const FrequencySecondOrder<scalar_t>& a) {
-    if (cpu::tile_emulation_width() != 0) {
-      return cpu::run_emulated([&] { FrequencyItems<CpuLauncher>::second_order(device_of, a); });
-    }
     const FrequencyLayout& layout = a.layout;
-    for_each_block(layout, a.x, [&](int64_t first, int64_t last,
-                                    const OctaveTables<scalar_t>& tables) {
-      for (int64_t point = first; point < last; ++point) {
-        const int64_t e0 = (point - first) * layout.dim;
-        const scalar_t* grad_row = a.grad_out + point * layout.width();
+    emulated_or([&] { Items::second_order(device_of, a); }, [&] {
+      for_each_point(layout, a.x, [&](int64_t point, const PointOctaves<scalar_t>& octaves) {
         const scalar_t* gg = a.gg_x + point * layout.dim;
         if (a.grad_out_grad != nullptr) {
-          scalar_t* row = a.grad_out_grad + point * layout.width();
-          for (int j = 0; j < layout.dim; ++j) row[j] = gg[j];
-          for (int k = 0; k < layout.n_frequencies; ++k) {
-            for (int j = 0; j < layout.dim; ++j) {
-              const SinCos<scalar_t> sc = tables.at(k, e0 + j);
-              row[layout.sin_column(k, j)] = frequency_grad_out_grad(k, false, sc, gg[j]);
-              row[layout.cos_column(k, j)] = frequency_grad_out_grad(k, true, sc, gg[j]);
-            }
-          }
+          write_row(layout, a.grad_out_grad + point * layout.width(), gg, octaves,
+                    [&](int k, bool is_cos, const SinCos<scalar_t>& sc, int j) {
+                      return frequency_grad_out_grad(k, is_cos, sc, gg[j]);
+                    });
         }
         if (a.x_grad != nullptr) {
+          const scalar_t* grad_row = a.grad_out + point * layout.width();
           for (int j = 0; j < layout.dim; ++j) {
             a.x_grad[point * layout.dim + j] = frequency_second_input_grad(
-                layout, grad_row, j, gg[j], [&](int k) { return tables.at(k, e0 + j); });
+                layout, grad_row, j, gg[j], [&](int k) { return octaves(k, j); });
           }
         }
-      }
+      });
     });
   }
 };
