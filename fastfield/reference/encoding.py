@@ -1,8 +1,9 @@
-"""Pure-PyTorch twin of the hash encoding (see fastfield.ops.encoding).
+"""Pure-PyTorch twins of the encodings (see fastfield.ops.encoding).
 
-Vectorised over points, levels and the 8 corners, with one gather from the table, so autograd
-supplies its first and second derivatives: an independent reference for the kernels' analytic
-backward and double backward, and the baseline the benchmarks time.
+The hash encoding is vectorised over points, levels and the 8 corners, with one gather from the
+table; the frequency encoding is nerf-pytorch's expression. Autograd supplies the first and
+second derivatives of both: an independent reference for the kernels' analytic backward and
+double backward, and the baseline the benchmarks time.
 """
 from typing import Optional
 
