@@ -142,17 +142,33 @@ void for_each_point(const FrequencyLayout& layout, const scalar_t* x, const Fn& 
 }
 
 // One [width] row: row[j] = input[j], and entry(k, is_cos, (sin, cos), j) in octave k's sin and
-// cos columns.
+// cos columns. kDim > 0 fixes dim at compile time (3, every field's case: the inner loops then
+// unroll; the row writes took twice the sin/cos tables' time with a runtime dim).
+template <int kDim, typename scalar_t, typename Entry>
+void write_row_of(const FrequencyLayout& layout, scalar_t* row, const scalar_t* input,
+                  const PointOctaves<scalar_t>& octaves, const Entry& entry) {
+  const int dim = kDim > 0 ? kDim : layout.dim;
+  for (int j = 0; j < dim; ++j) row[j] = input[j];
+  // Octave k's sin block then its cos block, dim values each (sin_column, cos_column).
+  scalar_t* out = row + dim;
+  const scalar_t* sin = octaves.tables.sin.data() + octaves.first;
+  const scalar_t* cos = octaves.tables.cos.data() + octaves.first;
+  const int64_t stride = octaves.tables.m;
+  for (int k = 0; k < layout.n_frequencies; ++k, out += 2 * dim, sin += stride, cos += stride) {
+    for (int j = 0; j < dim; ++j) out[j] = entry(k, false, SinCos<scalar_t>{sin[j], cos[j]}, j);
+    for (int j = 0; j < dim; ++j) {
+      out[dim + j] = entry(k, true, SinCos<scalar_t>{sin[j], cos[j]}, j);
+    }
+  }
+}
+
 template <typename scalar_t, typename Entry>
 void write_row(const FrequencyLayout& layout, scalar_t* row, const scalar_t* input,
                const PointOctaves<scalar_t>& octaves, const Entry& entry) {
-  for (int j = 0; j < layout.dim; ++j) row[j] = input[j];
-  for (int k = 0; k < layout.n_frequencies; ++k) {
-    for (int j = 0; j < layout.dim; ++j) {
-      const SinCos<scalar_t> sc = octaves(k, j);
-      row[layout.sin_column(k, j)] = entry(k, false, sc, j);
-      row[layout.cos_column(k, j)] = entry(k, true, sc, j);
-    }
+  if (layout.dim == 3) {
+    write_row_of<3>(layout, row, input, octaves, entry);
+  } else {
+    write_row_of<0>(layout, row, input, octaves, entry);
   }
 }
 
