@@ -12,8 +12,7 @@ from torch import Tensor, nn
 
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
-from ..fields.encoding import positional_encoding_kernels
-from .backend import DEFAULT_BACKEND, backend_ops, uses_kernels
+from .backend import DEFAULT_BACKEND, backend_ops, encodings_follow_backend
 from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
 from .samples import RayBundle, RenderContext
@@ -36,6 +35,7 @@ def auto_chunk(pipeline: Pipeline, device: torch.device) -> int:
     return max(256, memory_budget(device) // bytes_per_ray(pipeline))
 
 
+@encodings_follow_backend
 def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
            far: Bound = None, *, ndc: Optional[Dict[str, float]] = None,
            background: Optional[Tensor] = None, perturb: bool = False,
@@ -88,11 +88,9 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
     ctx = RenderContext(ops, perturb, generator, background, cos_anneal_ratio)
     if chunk is None:
         chunk = n_rays if torch.is_grad_enabled() else auto_chunk(pipeline, rays_o.device)
-    # The fields' positional encodings follow the backend too: fused op or plain PyTorch.
-    with positional_encoding_kernels(uses_kernels(backend)):
-        if n_rays <= chunk:
-            return pipeline(rays, ctx)
-        parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
+    if n_rays <= chunk:
+        return pipeline(rays, ctx)
+    parts = [pipeline(rays.chunk(i, i + chunk), ctx) for i in range(0, n_rays, chunk)]
     return {key: _merge([p[key] for p in parts]) for key in parts[0]}
 
 
