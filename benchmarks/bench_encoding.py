@@ -1,4 +1,4 @@
-"""Hash encoding against the eager reference, float32, instant-ngp's grid (16 levels x 2
+"""The encodings against their eager references. Hash encoding, float32, instant-ngp's grid (16 levels x 2
 features, 2^19 rows, base resolution 16, per-level scale 1.3819): the forward, the forward +
 backward of a NeRF field (gradients to the table), and the forward + create_graph backward +
 double backward of a NeuS eikonal term (gradients to the table from a loss on dL/dx).
@@ -9,14 +9,14 @@ are more coherent: these are the pessimistic numbers). Sizes: 2^18 and 2^21 poin
 tens of seconds per call on 2 cores, is timed in one round after its warm-up call
 (`FASTFIELD_BENCH=gpu -k "fastfield and cpu"` times the kernels at 2^21 on the CPU too). The
 reference never runs at 2^21 on the CPU: its backward keeps about 40 bytes per point, level and
-corner alive (5 GiB).
+corner alive (5 GiB). Frequency (positional) encoding: see its section below.
 """
 import pytest
 import torch
 
 import fastfield
 from fastfield import reference
-from conftest import MODE, by_mode, run
+from conftest import MODE, by_mode, run, skip_gpu_size_on_cpu
 
 # The smoke run (every body once, for CI) uses a 2^14-row table: allocating and zeroing the
 # 64 MiB table and its gradients would be most of its time.
@@ -86,3 +86,69 @@ def bench_hash_encode_double_bwd(benchmark, impl, device, n_points):
         return torch.autograd.grad(((grad_x.norm(dim=-1) - 1) ** 2).mean(), params)
 
     _run(benchmark, step, impl, device, "fwd+bwd+double bwd", n_points)
+
+
+# ----------------------------------------------------------------------------- frequency_encode
+# NeRF's positional encoding, float32, fastfield's fused op against the PyTorch expression:
+# L = 10 (NeRF's points) and L = 6 (NeuS's SDF), 3 coordinates. The forward alone is what a
+# NeRF step runs (its points need no gradient); the forward + backward is the first-order cost
+# where they do; the double backward is NeuS's eikonal term: dL/dx with create_graph, then the
+# gradient of a loss on it with respect to grad_out (the SDF network's side, a leaf here).
+# 2^16 points on the CPU, 2^21 (FASTFIELD_BENCH=gpu) on CUDA only.
+FREQ_POINTS = by_mode(smoke=[2 ** 10], cpu=[2 ** 16], gpu=[2 ** 16, 2 ** 21])
+FREQ_OCTAVES = [10, 6]
+
+
+def _frequency_setup(impl, device, n_points, n_frequencies):
+    skip_gpu_size_on_cpu(device, n_points)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(n_points, 3, generator=g) * 2 - 1).to(device)
+    grad_out = torch.randn(n_points, 3 * (1 + 2 * n_frequencies), generator=g).to(device)
+    encode = fastfield.frequency_encode if impl == "fastfield" else reference.frequency_encode
+    return (lambda points: encode(points, n_frequencies)), x, grad_out
+
+
+def _frequency_run(benchmark, step, impl, device, what, n_points, n_frequencies):
+    run(benchmark, step, device, f"frequency_encode {what} {device.type} "
+        f"2^{n_points.bit_length() - 1} points L={n_frequencies}", impl=impl, points=n_points,
+        n_frequencies=n_frequencies)
+
+
+_frequency_grid = pytest.mark.parametrize(
+    "n_points,n_frequencies", [(n, octaves) for n in FREQ_POINTS for octaves in FREQ_OCTAVES],
+    ids=lambda v: f"2^{v.bit_length() - 1}" if v > 64 else f"L{v}")
+
+
+@_frequency_grid
+def bench_frequency_encode_fwd(benchmark, impl, device, n_points, n_frequencies):
+    encode, x, _ = _frequency_setup(impl, device, n_points, n_frequencies)
+
+    def step():
+        with torch.no_grad():
+            return encode(x)
+
+    _frequency_run(benchmark, step, impl, device, "fwd", n_points, n_frequencies)
+
+
+@_frequency_grid
+def bench_frequency_encode_fwd_bwd(benchmark, impl, device, n_points, n_frequencies):
+    encode, x, grad_out = _frequency_setup(impl, device, n_points, n_frequencies)
+    x.requires_grad_()
+
+    def step():
+        return torch.autograd.grad(encode(x), x, grad_out)
+
+    _frequency_run(benchmark, step, impl, device, "fwd+bwd", n_points, n_frequencies)
+
+
+@_frequency_grid
+def bench_frequency_encode_double_bwd(benchmark, impl, device, n_points, n_frequencies):
+    encode, x, grad_out = _frequency_setup(impl, device, n_points, n_frequencies)
+    x.requires_grad_()
+    grad_out.requires_grad_()
+
+    def step():
+        (grad_x,) = torch.autograd.grad(encode(x), x, grad_out, create_graph=True)
+        return torch.autograd.grad(((grad_x.norm(dim=-1) - 1) ** 2).mean(), grad_out)
+
+    _frequency_run(benchmark, step, impl, device, "fwd+bwd+double bwd", n_points, n_frequencies)

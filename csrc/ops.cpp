@@ -78,6 +78,14 @@ TORCH_LIBRARY(fastfield, m) {
         "Tensor params, float base_resolution, float per_level_scale, bool grad_out_grad, "
         "bool x_grad, bool params_grad) "
         "-> (Tensor grad_out_grad, Tensor x_grad, Tensor params_grad)");
+  // Frequency (positional) encoding, NeRF's gamma with the input: x [n, d] -> [n, d (1 + 2L)] =
+  // [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(L-1) x), cos(2^(L-1) x)], L = n_frequencies in
+  // 0..30 (encoding/frequency_encode.h). gg_x is the incoming gradient of frequency_encode_bwd's
+  // output; the flags say which gradients to compute (the other comes back as a [0] placeholder).
+  m.def("frequency_encode_fwd(Tensor x, int n_frequencies) -> Tensor");
+  m.def("frequency_encode_bwd(Tensor grad_out, Tensor x, int n_frequencies) -> Tensor");
+  m.def("frequency_encode_bwd_bwd(Tensor gg_x, Tensor grad_out, Tensor x, int n_frequencies, "
+        "bool grad_out_grad, bool x_grad) -> (Tensor grad_out_grad, Tensor x_grad)");
 
   // Value checks that read tensor data (fastfield/_backend.py documents the modes).
   m.def("_set_value_checks(int mode) -> int", &fastfield::set_value_check_mode);

@@ -49,3 +49,22 @@ def edge_points(device):
     on_faces = torch.stack([faces, faces.flip(0), torch.full_like(faces, 0.3)], -1)
     outside = torch.tensor([[-0.5, 0.2, 1.5], [2.0, -3.0, 0.5], [1e30, -1e30, 0.5]], dtype=F64)
     return torch.cat([corners, on_faces, outside]).to(device)
+
+
+def compiled_eikonal_gradient(sdf_of, x, param):
+    """The gradient of ``param`` from NeuS's eikonal loss mean((|d sdf_of(x, param) / dx| - 1)^2),
+    with the loss compiled (fullgraph, aot_eager; dynamo traces autograd.grad only with
+    trace_autograd_ops=True) and eager: (compiled, eager)."""
+    def eikonal(x, param):
+        sdf = sdf_of(x, param)
+        (normal,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
+        return ((normal.norm(dim=-1) - 1) ** 2).mean()
+
+    grads = []
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        compiled = torch.compile(eikonal, fullgraph=True, backend="aot_eager")
+        for fn in (compiled, eikonal):
+            leaf = param.clone().requires_grad_()
+            fn(x.clone().requires_grad_(), leaf).backward()
+            grads.append(leaf.grad)
+    return grads

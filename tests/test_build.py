@@ -116,7 +116,8 @@ def test_every_op_has_a_cpu_kernel_and_built_with_cuda_matches_the_dispatcher():
     table = _backend.ops()
     assert {"fastfield::composite_density_fwd", "fastfield::composite_sdf_bwd",
             "fastfield::generate_rays", "fastfield::sample_pdf",
-            "fastfield::merge_sorted"} <= set(table)
+            "fastfield::merge_sorted", "fastfield::frequency_encode_fwd",
+            "fastfield::frequency_encode_bwd", "fastfield::frequency_encode_bwd_bwd"} <= set(table)
     assert all(keys["CPU"] for keys in table.values())
     assert fastfield.built_with_cuda() == all(keys["CUDA"] for keys in table.values())
     if torch.version.cuda is None:  # a CPU torch cannot have built CUDA kernels

@@ -5,7 +5,8 @@ import torch
 import fastfield
 from fastfield import reference
 from fastfield.core.hash_grid import hash_grid_spec
-from encoding_helpers import F64, GRIDS, edge_points, grid_levels, make_params, make_points
+from encoding_helpers import (F64, GRIDS, compiled_eikonal_gradient, edge_points, grid_levels,
+                              make_params, make_points)
 
 
 def test_grids_exercise_dense_and_hashed_levels():
@@ -207,18 +208,8 @@ def test_torch_compile_fullgraph_eikonal():
     x = make_points(64, "cpu", dtype=torch.float32)
     params = make_params(grid, "cpu", dtype=torch.float32) * 0.1
 
-    def eikonal(x, params):
-        sdf = torch.tanh(fastfield.hash_encode(x, params, *grid)).sum(-1)
-        (normal,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
-        return ((normal.norm(dim=-1) - 1) ** 2).mean()
-
-    grads = []
-    with torch._dynamo.config.patch(trace_autograd_ops=True):
-        compiled = torch.compile(eikonal, fullgraph=True, backend="aot_eager")
-        for fn in (compiled, eikonal):
-            leaf = params.clone().requires_grad_()
-            fn(x.clone().requires_grad_(), leaf).backward()
-            grads.append(leaf.grad)
+    grads = compiled_eikonal_gradient(
+        lambda x, params: torch.tanh(fastfield.hash_encode(x, params, *grid)).sum(-1), x, params)
     torch.testing.assert_close(grads[0], grads[1])
     assert grads[0].abs().sum() > 0
 

@@ -16,7 +16,7 @@ _MODULE_OF = {
     "random_pixels_in_camera": "rays", "ndc_rays": "rays", "near_far_sphere": "rays",
     "near_far_aabb": "rays",
     "stratified_samples": "sampling",
-    "hash_encode": "encoding",
+    "hash_encode": "encoding", "frequency_encode": "encoding",
 }
 __all__ = list(_MODULE_OF)
 

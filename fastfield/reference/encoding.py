@@ -1,9 +1,12 @@
-"""Pure-PyTorch twin of the hash encoding (see fastfield.ops.encoding).
+"""Pure-PyTorch twins of the encodings (see fastfield.ops.encoding).
 
-Vectorised over points, levels and the 8 corners, with one gather from the table, so autograd
-supplies its first and second derivatives: an independent reference for the kernels' analytic
-backward and double backward, and the baseline the benchmarks time.
+The hash encoding is vectorised over points, levels and the 8 corners, with one gather from the
+table; the frequency encoding is nerf-pytorch's expression. Autograd supplies the first and
+second derivatives of both: an independent reference for the kernels' analytic backward and
+double backward, and the baseline the benchmarks time.
 """
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -59,3 +62,19 @@ def hash_encode(x: Tensor, params: Tensor, n_levels: int = 16, n_features: int =
     # Corner by corner from 0, in the kernels' order (the float32 results then agree bit for bit).
     out = sum(w[:, :, c, None] * corners[:, :, c] for c in range(8))
     return out.reshape(x.shape[0], n_levels * n_features)
+
+
+def frequency_encode(x: Tensor, n_frequencies: int,
+                     frequencies: Optional[Tensor] = None) -> Tensor:
+    """NeRF's positional encoding with the input (see ``fastfield.frequency_encode``), the way
+    nerf-pytorch's Embedder computes it: x [..., d] -> [..., d * (1 + 2 * n_frequencies)] =
+    [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(L-1) x), cos(2^(L-1) x)]. Returns x itself when
+    n_frequencies is 0. ``frequencies``: the [n_frequencies] powers 2^k, if the caller keeps
+    them (PositionalEncoding's buffer), else made here."""
+    if n_frequencies == 0:
+        return x
+    if frequencies is None:
+        frequencies = 2.0 ** torch.arange(n_frequencies, dtype=torch.float32, device=x.device)
+    scaled = x[..., None, :] * frequencies[:, None].to(x.dtype)       # [..., L, d]
+    sin_cos = torch.stack([torch.sin(scaled), torch.cos(scaled)], -2)  # [..., L, 2, d]
+    return torch.cat([x, sin_cos.flatten(-3)], -1)

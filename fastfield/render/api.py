@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..core.checks import per_ray
 from ..core.memory import memory_budget
-from .backend import DEFAULT_BACKEND, backend_ops
+from .backend import DEFAULT_BACKEND, backend_ops, encodings_follow_backend
 from .graphed import check_graph_mode, render_chunks
 from .memory import bytes_per_point
 from .pipelines import Pipeline, pipeline_for
@@ -36,6 +36,7 @@ def auto_chunk(pipeline: Pipeline, device: torch.device) -> int:
     return max(256, memory_budget(device) // bytes_per_ray(pipeline))
 
 
+@encodings_follow_backend
 def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
            far: Bound = None, *, ndc: Optional[Dict[str, float]] = None,
            background: Optional[Tensor] = None, perturb: bool = False,
@@ -55,7 +56,8 @@ def render(model: nn.Module, rays_o: Tensor, rays_d: Tensor, near: Bound = None,
         background: [3] or [n_rays, 3] colour behind the scene (white for Blender), or None.
         perturb: training-time sampling (jittered samples, density noise, random PDF
             quantiles); False renders deterministically.
-        backend: "kernels" or "reference" (see fastfield.render.backend_ops).
+        backend: "kernels" or "reference" (see fastfield.render.backend_ops); "reference" also
+            runs the fields' positional encodings as plain PyTorch.
         chunk: rays per chunk; None picks one from the memory budget when gradients are off
             (with gradients on, the batch is rendered in one piece).
         generator: random source for the perturbations.

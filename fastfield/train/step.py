@@ -14,7 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from ..fields import HashGrid
+from ..fields.encoding import positional_encoding_kernels
 from ..render import camera_rays, pipeline_for, render
+from ..render.backend import uses_kernels
 from .adaptive import AdaptiveRayCount
 from .batching import PixelSampler
 from .losses import LossFn
@@ -177,7 +179,9 @@ class StepRunner:
                 settings = {**settings, "background": background}
             rays = camera_rays(self.model, self.data.cameras, pixels, self.backend)
             if hasattr(self.pipeline, "update_grid"):
-                self.pipeline.update_grid(step, self.generator)
+                # The grid reads the field outside render(): its encodings follow the backend.
+                with positional_encoding_kernels(uses_kernels(self.backend)):
+                    self.pipeline.update_grid(step, self.generator)
             if self.adaptive is not None:
                 active = self.adaptive.active()
                 near, far = self.adaptive.bounds(settings["near"], settings["far"], active)
